@@ -1,0 +1,240 @@
+//! Turns parsed statements from every file of a set into a validated
+//! [`PolicySet`].
+//!
+//! Owns the checks that need the whole set: duplicate names (roles and users
+//! share one namespace, as in PostgreSQL), IN ROLE references (which may point
+//! forward to a later file), membership cycles, and hashing plain-text
+//! passwords. Never logs a password; the warning for a plain-text one names
+//! only the place and the user.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::auth::scram::ScramVerifier;
+
+use super::ast::{CreateRole, CreateUser, Name, Password, Statement};
+use super::error::{PolicyError, PolicyErrorKind};
+use super::model::{PolicySet, Role, User};
+
+/// A declared role or user, with the IN ROLE names still carrying their
+/// positions for error messages.
+enum Declared {
+    Role { role: Role, in_roles: Vec<Name> },
+    User { user: User, in_roles: Vec<Name> },
+}
+
+impl Declared {
+    fn in_roles(&self) -> &[Name] {
+        match self {
+            Declared::Role { in_roles, .. } | Declared::User { in_roles, .. } => in_roles,
+        }
+    }
+}
+
+pub struct Builder {
+    scram_iterations: u32,
+    /// In declaration order, so that errors come out in file order.
+    declared: Vec<Declared>,
+    by_name: HashMap<String, usize>,
+    errors: Vec<PolicyError>,
+}
+
+impl Builder {
+    pub fn new(scram_iterations: u32) -> Self {
+        Builder {
+            scram_iterations,
+            declared: Vec::new(),
+            by_name: HashMap::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Records an error found while reading or parsing, so that one load
+    /// reports every problem it can.
+    pub fn error(&mut self, error: PolicyError) {
+        self.errors.push(error);
+    }
+
+    pub fn add(&mut self, statement: Statement) {
+        match statement {
+            Statement::CreateRole(create) => self.add_role(create),
+            Statement::CreateUser(create) => self.add_user(create),
+        }
+    }
+
+    fn add_role(&mut self, create: CreateRole) {
+        if !self.claim(&create.name, "role") {
+            return;
+        }
+        let role = Role {
+            name: create.name.value,
+            in_roles: create.in_roles.iter().map(|n| n.value.clone()).collect(),
+            bypass_policy: create.bypass_policy,
+            location: create.name.location,
+        };
+        self.declared.push(Declared::Role {
+            role,
+            in_roles: create.in_roles,
+        });
+    }
+
+    fn add_user(&mut self, create: CreateUser) {
+        if !self.claim(&create.name, "user") {
+            return;
+        }
+        let verifier = match create.password {
+            None => None,
+            Some(Password::Verifier(verifier)) => Some(verifier),
+            Some(Password::PlainText { text, location }) => {
+                tracing::warn!(
+                    location = %location,
+                    user = %create.name.value,
+                    "{location}: user \"{}\" has a plain-text password; it is hashed at load, \
+                     but the policy file should hold a SCRAM-SHA-256 verifier instead",
+                    create.name.value
+                );
+                Some(ScramVerifier::generate(&text, self.scram_iterations))
+            }
+        };
+        let user = User {
+            name: create.name.value,
+            verifier,
+            in_roles: create.in_roles.iter().map(|n| n.value.clone()).collect(),
+            location: create.name.location,
+        };
+        self.declared.push(Declared::User {
+            user,
+            in_roles: create.in_roles,
+        });
+    }
+
+    /// Reserves `name` for a new declaration, or records a duplicate error
+    /// at the second one that points back at the first.
+    fn claim(&mut self, name: &Name, kind: &str) -> bool {
+        if let Some(&index) = self.by_name.get(&name.value) {
+            let (first_kind, first_location) = match &self.declared[index] {
+                Declared::Role { role, .. } => ("role", &role.location),
+                Declared::User { user, .. } => ("user", &user.location),
+            };
+            let message = format!(
+                "{kind} \"{}\" is already declared as a {first_kind} at {first_location}",
+                name.value
+            );
+            self.errors.push(PolicyError::at(
+                name.location.clone(),
+                PolicyErrorKind::Duplicate,
+                message,
+            ));
+            return false;
+        }
+        self.by_name.insert(name.value.clone(), self.declared.len());
+        true
+    }
+
+    /// Resolves IN ROLE references and checks membership, then returns the
+    /// set, or every error found since the builder was created.
+    pub fn finish(mut self) -> Result<PolicySet, Vec<PolicyError>> {
+        self.check_references();
+        self.check_cycles();
+        if !self.errors.is_empty() {
+            return Err(self.errors);
+        }
+        let mut roles = BTreeMap::new();
+        let mut users = BTreeMap::new();
+        for declared in self.declared {
+            match declared {
+                Declared::Role { role, .. } => {
+                    roles.insert(role.name.clone(), role);
+                }
+                Declared::User { user, .. } => {
+                    users.insert(user.name.clone(), user);
+                }
+            }
+        }
+        Ok(PolicySet { roles, users })
+    }
+
+    fn check_references(&mut self) {
+        for declared in &self.declared {
+            for name in declared.in_roles() {
+                let message = match self.by_name.get(&name.value).map(|&i| &self.declared[i]) {
+                    Some(Declared::Role { .. }) => continue,
+                    Some(Declared::User { user, .. }) => format!(
+                        "\"{}\" is a user, not a role (declared at {}); \
+                         IN ROLE can only name roles",
+                        name.value, user.location
+                    ),
+                    None => format!("role \"{}\" does not exist", name.value),
+                };
+                self.errors.push(PolicyError::at(
+                    name.location.clone(),
+                    PolicyErrorKind::UnknownRole,
+                    message,
+                ));
+            }
+        }
+    }
+
+    /// Depth-first search over roles, in declaration order; each edge that
+    /// closes a loop is reported at the IN ROLE name that closes it.
+    fn check_cycles(&mut self) {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            OnPath,
+            Done,
+        }
+        let mut marks = vec![Mark::New; self.declared.len()];
+        for start in 0..self.declared.len() {
+            if marks[start] != Mark::New || !matches!(self.declared[start], Declared::Role { .. }) {
+                continue;
+            }
+            // Each frame: the role, and how many of its edges were followed.
+            let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+            marks[start] = Mark::OnPath;
+            while let Some(&(node, next_edge)) = path.last() {
+                let edges = self.declared[node].in_roles();
+                let Some(edge) = edges.get(next_edge) else {
+                    marks[node] = Mark::Done;
+                    path.pop();
+                    continue;
+                };
+                if let Some(top) = path.last_mut() {
+                    top.1 += 1;
+                }
+                let Some(&target) = self.by_name.get(&edge.value) else {
+                    continue; // reported by check_references
+                };
+                if !matches!(self.declared[target], Declared::Role { .. }) {
+                    continue;
+                }
+                match marks[target] {
+                    Mark::New => {
+                        marks[target] = Mark::OnPath;
+                        path.push((target, 0));
+                    }
+                    Mark::OnPath => {
+                        let from = path.iter().position(|&(n, _)| n == target).unwrap_or(0);
+                        let mut names: Vec<&str> = path[from..]
+                            .iter()
+                            .map(|&(n, _)| declared_name(&self.declared[n]))
+                            .collect();
+                        names.push(&edge.value);
+                        self.errors.push(PolicyError::at(
+                            edge.location.clone(),
+                            PolicyErrorKind::Cycle,
+                            format!("circular role membership: {}", names.join(" -> ")),
+                        ));
+                    }
+                    Mark::Done => {}
+                }
+            }
+        }
+    }
+}
+
+fn declared_name(declared: &Declared) -> &str {
+    match declared {
+        Declared::Role { role, .. } => &role.name,
+        Declared::User { user, .. } => &user.name,
+    }
+}

@@ -1,0 +1,169 @@
+//! The loaded policy set: roles, users, and the questions the rest of pgward
+//! asks about them.
+//!
+//! Owns membership semantics (closure over IN ROLE, PUBLIC, BYPASSPOLICY
+//! inheritance). Holds only validated data: every role named in an `in_roles`
+//! list exists and membership has no cycles. Never prints a verifier through
+//! `Debug`: it is enough for an offline guessing attack on the password.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::auth::scram::ScramVerifier;
+
+use super::error::Location;
+
+/// The role every user is a member of, as in PostgreSQL.
+pub const PUBLIC: &str = "public";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    /// The roles this role is directly IN, as written.
+    pub in_roles: Vec<String>,
+    pub bypass_policy: bool,
+    /// Where the name was written in `CREATE ROLE`.
+    pub location: Location,
+}
+
+#[derive(Clone)]
+pub struct User {
+    pub name: String,
+    /// None: the user cannot log in with a password.
+    pub verifier: Option<ScramVerifier>,
+    /// The roles this user is directly IN, as written.
+    pub in_roles: Vec<String>,
+    /// Where the name was written in `CREATE USER`.
+    pub location: Location,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field(
+                "verifier",
+                &self.verifier.as_ref().map(|_| "<scram-sha-256 verifier>"),
+            )
+            .field("in_roles", &self.in_roles)
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    pub roles: BTreeMap<String, Role>,
+    pub users: BTreeMap<String, User>,
+}
+
+impl PolicySet {
+    /// The user's effective roles: the roles it is IN, closed over IN ROLE,
+    /// plus "public"; sorted and deduplicated. An unknown user has none (not
+    /// even PUBLIC), so that nothing is ever granted to a name no file declares.
+    pub fn effective_roles(&self, user: &str) -> Vec<String> {
+        let Some(user) = self.users.get(user) else {
+            return Vec::new();
+        };
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        seen.insert(PUBLIC.to_string());
+        let mut pending: Vec<&str> = user.in_roles.iter().map(String::as_str).collect();
+        while let Some(name) = pending.pop() {
+            if !seen.insert(name.to_string()) {
+                continue; // already expanded; also guards against cycles
+            }
+            if let Some(role) = self.roles.get(name) {
+                pending.extend(role.in_roles.iter().map(String::as_str));
+            }
+        }
+        seen.into_iter().collect()
+    }
+
+    /// Whether some effective role of the user has BYPASSPOLICY.
+    pub fn bypass_policy(&self, user: &str) -> bool {
+        self.effective_roles(user)
+            .iter()
+            .any(|name| self.roles.get(name).is_some_and(|role| role.bypass_policy))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn role(name: &str, in_roles: &[&str], bypass_policy: bool) -> (String, Role) {
+        (
+            name.to_string(),
+            Role {
+                name: name.to_string(),
+                in_roles: in_roles.iter().map(|s| s.to_string()).collect(),
+                bypass_policy,
+                location: Location::new(Path::new("t.sql"), 1, 1),
+            },
+        )
+    }
+
+    fn user(name: &str, in_roles: &[&str]) -> (String, User) {
+        (
+            name.to_string(),
+            User {
+                name: name.to_string(),
+                verifier: None,
+                in_roles: in_roles.iter().map(|s| s.to_string()).collect(),
+                location: Location::new(Path::new("t.sql"), 1, 1),
+            },
+        )
+    }
+
+    fn set() -> PolicySet {
+        PolicySet {
+            roles: [
+                role("employee", &[], false),
+                role("sales_rep", &["employee"], false),
+                role("manager", &["employee"], false),
+                role("admin", &[], true),
+                role("ops", &["admin"], false),
+            ]
+            .into_iter()
+            .collect(),
+            users: [
+                user("alice", &["sales_rep"]),
+                user("dave", &["manager", "sales_rep"]),
+                user("root", &["ops"]),
+                user("guest", &[]),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    #[test]
+    fn effective_roles_close_over_in_role_and_add_public() {
+        let set = set();
+        assert_eq!(
+            set.effective_roles("alice"),
+            ["employee", "public", "sales_rep"]
+        );
+        assert_eq!(
+            set.effective_roles("dave"),
+            ["employee", "manager", "public", "sales_rep"]
+        );
+        assert_eq!(set.effective_roles("guest"), ["public"]);
+        assert!(set.effective_roles("nobody").is_empty());
+    }
+
+    #[test]
+    fn bypass_policy_is_inherited() {
+        let set = set();
+        assert!(set.bypass_policy("root"));
+        assert!(!set.bypass_policy("alice"));
+        assert!(!set.bypass_policy("nobody"));
+    }
+
+    #[test]
+    fn debug_hides_the_verifier() {
+        let (_, u) = user("alice", &[]);
+        assert!(!format!("{u:?}").contains("SCRAM"));
+    }
+}
