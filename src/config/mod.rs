@@ -1,0 +1,118 @@
+//! Configuration in two phases: `raw` mirrors the TOML file (serde, unknown
+//! keys refused), `Config` is the validated form the rest of pgward uses.
+//! Relative paths in the file are resolved against the file's own folder.
+
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// How the client side offers TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerTls {
+    Disable,
+    Prefer,
+    Require,
+}
+
+/// How pgward reaches the upstream over TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamTls {
+    Disable,
+    Prefer,
+    Require,
+    VerifyFull,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub tls: ServerTls,
+    /// Present whenever `tls` is not `Disable`.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Largest frontend message accepted after startup, in bytes.
+    pub max_message_size: usize,
+    /// Connections accepted at once; further clients get 53300.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub database: String,
+    pub tls: UpstreamTls,
+    pub ca_file: Option<PathBuf>,
+    pub allow_superuser: bool,
+    pub pool_size: usize,
+    pub connect_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Key for the salts of unknown users (HMAC(secret, name)), so that they
+    /// stay stable across restarts like real users' salts do.
+    pub secret: Vec<u8>,
+    /// Iteration count for verifiers hashed from plain-text passwords and for
+    /// unknown users.
+    pub scram_iterations: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoliciesConfig {
+    /// Glob patterns, already resolved against the configuration folder.
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub auth: AuthConfig,
+    pub policies: PoliciesConfig,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text; relative paths resolve against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        raw.validate(base)
+    }
+}
