@@ -1,0 +1,80 @@
+//! Control-plane connections with tokio-postgres: start-up checks (and later
+//! catalog snapshots and globals) on the service identity.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::{UpstreamConfig, UpstreamTls};
+
+/// Opens a control connection; its driver task runs in the background.
+pub async fn connect(
+    cfg: &UpstreamConfig,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<tokio_postgres::Client> {
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(&cfg.host)
+        .port(cfg.port)
+        .user(&cfg.user)
+        .dbname(&cfg.database)
+        .application_name("pgward")
+        .connect_timeout(cfg.connect_timeout);
+    if let Some(p) = &cfg.password {
+        pg.password(p);
+    }
+    let what = || format!("cannot connect to the upstream {}:{}", cfg.host, cfg.port);
+    match tls {
+        Some(tls) if cfg.tls != UpstreamTls::Disable => {
+            pg.ssl_mode(match cfg.tls {
+                UpstreamTls::Prefer => tokio_postgres::config::SslMode::Prefer,
+                _ => tokio_postgres::config::SslMode::Require,
+            });
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
+            let (client, conn) = pg.connect(connector).await.with_context(what)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("control connection ended: {e}");
+                }
+            });
+            Ok(client)
+        }
+        _ => {
+            let (client, conn) = pg.connect(tokio_postgres::NoTls).await.with_context(what)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("control connection ended: {e}");
+                }
+            });
+            Ok(client)
+        }
+    }
+}
+
+/// Refuses a service identity that could bypass row security, unless the
+/// configuration explicitly allows it.
+pub async fn check_service_identity(
+    client: &tokio_postgres::Client,
+    cfg: &UpstreamConfig,
+) -> anyhow::Result<()> {
+    let row = client
+        .query_one(
+            "SELECT rolsuper, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .context("cannot read the service role's attributes")?;
+    let (superuser, bypassrls): (bool, bool) = (row.get(0), row.get(1));
+    if (superuser || bypassrls) && !cfg.allow_superuser {
+        anyhow::bail!(
+            "upstream.url: the service role \"{}\" is a {}; pgward refuses to run with it \
+             (set upstream.allow_superuser = true to override)",
+            cfg.user,
+            if superuser {
+                "superuser"
+            } else {
+                "role with BYPASSRLS"
+            }
+        );
+    }
+    Ok(())
+}
