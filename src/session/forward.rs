@@ -1,0 +1,486 @@
+//! Forwarding between an authenticated client and its upstream connection.
+//!
+//! Client → upstream: Query and Parse go through the statement hook and are
+//! re-encoded with the printed SQL; every other allowed message is streamed
+//! through untouched. Upstream → client: everything is streamed through
+//! untouched (DataRow and CopyData are never decoded) except ParameterStatus
+//! (the service identity never shows) and the errors pgward substitutes.
+//!
+//! Refusals keep the response order: instead of the refused message pgward
+//! sends the upstream a `Describe` of a statement name that cannot exist (a
+//! random "poison" name). PostgreSQL answers it with an error at exactly the
+//! place the refusal belongs, aborts an open transaction and skips to Sync as
+//! it would for its own error; the upstream → client side swaps that error
+//! for pgward's. Memory stays bounded: both directions move bytes through
+//! fixed-size buffers and wait for the slower side (backpressure).
+//!
+//! Must never: forward Query or Parse text that did not come from the hook.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::error::{PgError, code};
+use crate::net::Stream;
+use crate::statement::{self, Origin};
+use crate::upstream::UpstreamConn;
+use crate::wire::io::{Header, WireError, copy_body, read_body, read_header, skip_body};
+use crate::wire::{HEADER_LEN, MAX_STREAMED_LEN, backend, frontend};
+
+const BUFFER: usize = 64 * 1024;
+
+/// An error pgward will put in place of the upstream's answer to a poison.
+struct Pending {
+    /// Index of the ReadyForQuery cycle the poison belongs to.
+    cycle: u64,
+    name: String,
+    error: PgError,
+}
+
+type PendingQueue = Arc<Mutex<VecDeque<Pending>>>;
+
+enum ClientEnd {
+    /// Terminate or a closed socket.
+    Closed,
+    /// A fatal error was handed to the other direction to send.
+    Fatal,
+}
+
+pub async fn run(
+    client: Stream,
+    upstream: UpstreamConn,
+    login: &str,
+    config: &Config,
+) -> std::io::Result<()> {
+    let (client_r, client_w) = tokio::io::split(client);
+    let (up_r, up_w) = tokio::io::split(upstream.stream);
+    let mut client_r = BufReader::with_capacity(BUFFER, client_r);
+    let mut client_w = BufWriter::with_capacity(BUFFER, client_w);
+    let mut up_r = BufReader::with_capacity(BUFFER, up_r);
+    let mut up_w = BufWriter::with_capacity(BUFFER, up_w);
+    if !upstream.leftover.is_empty() {
+        client_w.write_all(&upstream.leftover).await?;
+    }
+    let pending: PendingQueue = Arc::default();
+    let (fatal_tx, fatal_rx) = mpsc::channel::<PgError>(1);
+
+    let to_upstream = client_to_upstream(
+        &mut client_r,
+        &mut up_w,
+        &pending,
+        &fatal_tx,
+        config.server.max_message_size,
+    );
+    let to_client = upstream_to_client(&mut up_r, &mut client_w, &pending, fatal_rx, login);
+    tokio::pin!(to_upstream, to_client);
+    tokio::select! {
+        end = &mut to_upstream => {
+            if let Ok(ClientEnd::Fatal) = end {
+                // Let the other side deliver the error at a message boundary.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut to_client).await;
+            }
+            end.map(|_| ())
+        }
+        end = &mut to_client => end,
+    }
+}
+
+/// Pumps client messages to the upstream until the client leaves.
+async fn client_to_upstream<R, W>(
+    r: &mut BufReader<R>,
+    w: &mut BufWriter<W>,
+    pending: &PendingQueue,
+    fatal: &mpsc::Sender<PgError>,
+    max_message: usize,
+) -> std::io::Result<ClientEnd>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    // ReadyForQuery-producing messages sent so far (Sync, Query).
+    let mut cycle: u64 = 0;
+    // After a refused extended-protocol message, skip to Sync as PostgreSQL does.
+    let mut skipping = false;
+    let mut out = BytesMut::new();
+    macro_rules! refuse_fatal {
+        ($err:expr) => {{
+            w.flush().await?;
+            let _ = fatal.send($err).await;
+            return Ok(ClientEnd::Fatal);
+        }};
+    }
+    loop {
+        let header = match read_header(r, MAX_STREAMED_LEN).await {
+            Ok(Some(h)) => h,
+            Ok(None) | Err(WireError::Eof) => return Ok(ClientEnd::Closed),
+            Err(WireError::Io(e)) => return Err(e),
+            Err(e @ (WireError::BadLength(_) | WireError::TooLarge { .. })) => {
+                refuse_fatal!(PgError::fatal(
+                    code::PROTOCOL_VIOLATION,
+                    format!("invalid frontend message: {e}")
+                ))
+            }
+        };
+        if skipping && !matches!(header.tag, b'S' | b'X') {
+            skip_or_eof(r, header.body_len).await?;
+            continue;
+        }
+        match header.tag {
+            b'Q' | b'P' => {
+                if header.body_len > max_message {
+                    refuse_fatal!(PgError::fatal(
+                        code::PROTOCOL_VIOLATION,
+                        format!(
+                            "message of {} bytes exceeds server.max_message_size ({max_message})",
+                            header.body_len
+                        )
+                    ))
+                }
+                let body = match read_body(r, header.body_len).await {
+                    Ok(b) => b,
+                    Err(WireError::Io(e)) => return Err(e),
+                    Err(_) => return Ok(ClientEnd::Closed),
+                };
+                out.clear();
+                let outcome = if header.tag == b'Q' {
+                    cycle += 1;
+                    secure_query(&body, &mut out)
+                } else {
+                    secure_parse(&body, &mut out)
+                };
+                match outcome {
+                    Ok(()) => {}
+                    Err(Refusal::Statement(error)) => {
+                        tracing::info!(code = error.code, "statement refused: {}", error.message);
+                        let name = poison_name();
+                        lock(pending).push_back(Pending {
+                            cycle: cycle - u64::from(header.tag == b'Q'),
+                            name: name.clone(),
+                            error,
+                        });
+                        put_poison(&mut out, &name, header.tag == b'Q');
+                        skipping = header.tag == b'P';
+                    }
+                    Err(Refusal::Malformed) => refuse_fatal!(PgError::fatal(
+                        code::PROTOCOL_VIOLATION,
+                        format!("malformed {} message", header.tag as char)
+                    )),
+                }
+                w.write_all(&out).await?;
+            }
+            b'S' => {
+                skipping = false;
+                cycle += 1;
+                forward_message(r, w, header).await?;
+            }
+            b'X' => {
+                forward_message(r, w, header).await?;
+                w.flush().await?;
+                return Ok(ClientEnd::Closed);
+            }
+            b'B' | b'D' | b'E' | b'C' | b'H' | b'd' | b'c' | b'f' => {
+                forward_message(r, w, header).await?;
+            }
+            b'F' => refuse_fatal!(PgError::fatal(
+                code::FEATURE_NOT_SUPPORTED,
+                "the fast-path function call interface is not supported by pgward"
+            )),
+            b'p' => refuse_fatal!(PgError::fatal(
+                code::PROTOCOL_VIOLATION,
+                "unexpected authentication message after authentication"
+            )),
+            other => refuse_fatal!(PgError::fatal(
+                code::PROTOCOL_VIOLATION,
+                format!("invalid frontend message type {other}")
+            )),
+        }
+        if r.buffer().is_empty() {
+            w.flush().await?;
+        }
+    }
+}
+
+enum Refusal {
+    Statement(PgError),
+    Malformed,
+}
+
+fn secure_query(body: &[u8], out: &mut BytesMut) -> Result<(), Refusal> {
+    let sql = frontend::decode_query(body).ok_or(Refusal::Malformed)?;
+    let printed = statement::secure(sql, Origin::Query).map_err(Refusal::Statement)?;
+    backend::put_message(out, b'Q', |b| {
+        b.put_slice(printed.as_bytes());
+        b.put_u8(0);
+    });
+    Ok(())
+}
+
+fn secure_parse(body: &[u8], out: &mut BytesMut) -> Result<(), Refusal> {
+    let parse = frontend::decode_parse(body).ok_or(Refusal::Malformed)?;
+    let printed = statement::secure(parse.query, Origin::Parse).map_err(Refusal::Statement)?;
+    backend::put_message(out, b'P', |b| {
+        b.put_slice(parse.name);
+        b.put_u8(0);
+        b.put_slice(printed.as_bytes());
+        b.put_u8(0);
+        b.put_i16(i16::try_from(parse.param_types.len()).unwrap_or(i16::MAX));
+        for t in &parse.param_types {
+            b.put_u32(*t);
+        }
+    });
+    Ok(())
+}
+
+fn poison_name() -> String {
+    format!("pgward_refused_{:016x}", rand::random::<u64>())
+}
+
+/// Describe of a statement that does not exist, plus Sync in place of a
+/// simple Query (which has a ReadyForQuery of its own).
+fn put_poison(out: &mut BytesMut, name: &str, with_sync: bool) {
+    backend::put_message(out, b'D', |b| {
+        b.put_u8(b'S');
+        b.put_slice(name.as_bytes());
+        b.put_u8(0);
+    });
+    if with_sync {
+        backend::put_message(out, b'S', |_| {});
+    }
+}
+
+async fn forward_message<R, W>(
+    r: &mut BufReader<R>,
+    w: &mut BufWriter<W>,
+    header: Header,
+) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    w.write_all(&header.to_bytes()).await?;
+    match copy_body(r, w, header.body_len).await {
+        Ok(()) => Ok(()),
+        Err(WireError::Io(e)) => Err(e),
+        Err(_) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+async fn skip_or_eof<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut BufReader<R>,
+    len: usize,
+) -> std::io::Result<()> {
+    match skip_body(r, len).await {
+        Ok(()) => Ok(()),
+        Err(WireError::Io(e)) => Err(e),
+        Err(_) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+fn lock(p: &PendingQueue) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
+    p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Pumps upstream messages to the client until either side ends.
+async fn upstream_to_client<R, W>(
+    r: &mut BufReader<R>,
+    w: &mut BufWriter<W>,
+    pending: &PendingQueue,
+    mut fatal: mpsc::Receiver<PgError>,
+    login: &str,
+) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut cycle: u64 = 0;
+    let mut upstream_fatal = false;
+    let mut out = BytesMut::new();
+    loop {
+        // Waiting for data is the only cancel-safe point; a whole message
+        // is then handled without interruption.
+        tokio::select! {
+            biased;
+            Some(err) = fatal.recv() => {
+                return crate::session::send_error(w, &err).await;
+            }
+            filled = r.fill_buf() => {
+                if filled?.is_empty() {
+                    if !upstream_fatal {
+                        let err = PgError::fatal(
+                            code::CONNECTION_FAILURE,
+                            "the connection to the upstream database was lost",
+                        );
+                        crate::session::send_error(w, &err).await?;
+                    }
+                    w.flush().await?;
+                    return Ok(());
+                }
+            }
+        }
+        let header = match read_header(r, MAX_STREAMED_LEN).await {
+            Ok(Some(h)) => h,
+            Ok(None) | Err(WireError::Eof) => continue,
+            Err(WireError::Io(e)) => return Err(e),
+            Err(e) => {
+                tracing::warn!("upstream sent a bad message: {e}");
+                let err = PgError::fatal(code::CONNECTION_FAILURE, "upstream protocol error");
+                return crate::session::send_error(w, &err).await;
+            }
+        };
+        match header.tag {
+            b'S' | b'E' => {
+                let body = match read_body(r, header.body_len).await {
+                    Ok(b) => b,
+                    Err(WireError::Io(e)) => return Err(e),
+                    Err(_) => continue,
+                };
+                out.clear();
+                if header.tag == b'S' {
+                    rewrite_parameter_status(&body, login, &mut out);
+                } else {
+                    upstream_fatal |= is_fatal(&body);
+                    substitute_error(&body, cycle, pending, &mut out);
+                }
+                w.write_all(&out).await?;
+            }
+            b'Z' => {
+                {
+                    let mut p = lock(pending);
+                    while p.front().is_some_and(|e| e.cycle <= cycle) {
+                        p.pop_front();
+                    }
+                }
+                cycle += 1;
+                w.write_all(&header.to_bytes()).await?;
+                copy_or_eof(r, w, header.body_len).await?;
+            }
+            _ => {
+                w.write_all(&header.to_bytes()).await?;
+                copy_or_eof(r, w, header.body_len).await?;
+            }
+        }
+        if r.buffer().is_empty() {
+            w.flush().await?;
+        }
+    }
+}
+
+async fn copy_or_eof<R, W>(r: &mut BufReader<R>, w: &mut W, len: usize) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    match copy_body(r, w, len).await {
+        Ok(()) => Ok(()),
+        Err(WireError::Io(e)) => Err(e),
+        Err(_) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+fn rewrite_parameter_status(body: &[u8], login: &str, out: &mut BytesMut) {
+    match backend::decode_parameter_status(body) {
+        Some((name, value)) => {
+            let name = String::from_utf8_lossy(name);
+            let value = String::from_utf8_lossy(value);
+            let shown = crate::session::client_parameter(&name, &value, login);
+            backend::parameter_status(out, &name, shown);
+        }
+        None => tracing::warn!("dropped a malformed ParameterStatus from the upstream"),
+    }
+}
+
+fn is_fatal(body: &[u8]) -> bool {
+    backend::decode_fields(body).is_some_and(|fields| {
+        fields
+            .iter()
+            .any(|(k, v)| *k == b'V' && (*v == b"FATAL" || *v == b"PANIC"))
+    })
+}
+
+/// Replaces the upstream's answer to a poison with pgward's own error;
+/// passes any other error on unchanged.
+fn substitute_error(body: &[u8], cycle: u64, pending: &PendingQueue, out: &mut BytesMut) {
+    let fields = backend::decode_fields(body);
+    let poisoned = fields.as_ref().and_then(|fields| {
+        let is_missing_statement = fields.iter().any(|(k, v)| *k == b'C' && *v == b"26000");
+        let message = fields.iter().find(|(k, _)| *k == b'M').map(|(_, v)| *v)?;
+        if !is_missing_statement {
+            return None;
+        }
+        let mut p = lock(pending);
+        let at = p.iter().position(|e| {
+            e.cycle == cycle
+                && message
+                    .windows(e.name.len())
+                    .any(|w| w == e.name.as_bytes())
+        })?;
+        p.remove(at)
+    });
+    match poisoned {
+        Some(entry) => backend::error_response(out, &entry.error),
+        None => backend::put_message(out, b'E', |b| b.put_slice(body)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poison_error_is_substituted_only_in_its_cycle() {
+        let pending: PendingQueue = Arc::default();
+        lock(&pending).push_back(Pending {
+            cycle: 2,
+            name: "pgward_refused_00000000000000ab".into(),
+            error: PgError::error("42501", "permission denied for table t"),
+        });
+        let upstream_body =
+            b"SERROR\0VERROR\0C26000\0Mprepared statement \"pgward_refused_00000000000000ab\" does not exist\0\0";
+        let mut out = BytesMut::new();
+        substitute_error(upstream_body, 1, &pending, &mut out);
+        assert_eq!(
+            &out[HEADER_LEN..],
+            &upstream_body[..],
+            "wrong cycle: unchanged"
+        );
+        out.clear();
+        substitute_error(upstream_body, 2, &pending, &mut out);
+        let fields = backend::decode_fields(&out[HEADER_LEN..]).unwrap();
+        assert!(fields.contains(&(b'C', &b"42501"[..])));
+        assert!(lock(&pending).is_empty());
+    }
+
+    #[test]
+    fn other_errors_pass_unchanged() {
+        let pending: PendingQueue = Arc::default();
+        let body = b"SERROR\0VERROR\0C42P01\0Mrelation \"x\" does not exist\0\0";
+        let mut out = BytesMut::new();
+        substitute_error(body, 0, &pending, &mut out);
+        assert_eq!(out[0], b'E');
+        assert_eq!(&out[HEADER_LEN..], &body[..]);
+    }
+
+    #[test]
+    fn service_identity_is_hidden() {
+        let mut out = BytesMut::new();
+        rewrite_parameter_status(b"is_superuser\0on\0", "alice", &mut out);
+        assert_eq!(
+            backend::decode_parameter_status(&out[HEADER_LEN..]),
+            Some((&b"is_superuser"[..], &b"off"[..]))
+        );
+        out.clear();
+        rewrite_parameter_status(
+            b"session_authorization\0pgward_service\0",
+            "alice",
+            &mut out,
+        );
+        assert_eq!(
+            backend::decode_parameter_status(&out[HEADER_LEN..]),
+            Some((&b"session_authorization"[..], &b"alice"[..]))
+        );
+    }
+}
