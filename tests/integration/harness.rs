@@ -405,7 +405,8 @@ impl Drop for Pgward {
     }
 }
 
-/// Starts `pgward serve --config FILE` with its output in `log`. A watcher
+/// Starts `pgward serve --config FILE` with its output in `log` (the log
+/// level follows `PGWARD_LOG`, inherited from the test's environment). A watcher
 /// shell kills pgward when our end of its stdin closes, so pgward never
 /// outlives a test binary that was killed; `exec` keeps pgward's pid the one
 /// we spawned.
@@ -424,9 +425,6 @@ fn spawn_watched(config: &Path, log: &Path) -> anyhow::Result<Child> {
     .stdin(Stdio::piped())
     .stdout(log.try_clone()?)
     .stderr(log);
-    if std::env::var_os("RUST_LOG").is_none() {
-        cmd.env("RUST_LOG", "info");
-    }
     cmd.spawn().context("cannot start pgward")
 }
 
