@@ -6,5 +6,5 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/install-deps.sh test
 export PGWARD_TEST_PYTHON="$root/target/pyenv/bin/python"
-cargo build --bins
+
 cargo test --all-targets "$@"

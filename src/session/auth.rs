@@ -45,7 +45,7 @@ pub async fn authenticate(
         Stream::ServerTls(_) => shared
             .server_tls
             .as_ref()
-            .map(|t| t.channel_binding.clone()),
+            .and_then(|t| t.channel_binding.clone()),
         _ => None,
     };
     let mechanisms = scram::mechanisms(binding.is_some());

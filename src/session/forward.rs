@@ -29,7 +29,7 @@ use crate::net::Stream;
 use crate::statement::{self, Origin};
 use crate::upstream::UpstreamConn;
 use crate::wire::io::{Header, WireError, copy_body, read_body, read_header, skip_body};
-use crate::wire::{HEADER_LEN, MAX_STREAMED_LEN, backend, frontend};
+use crate::wire::{MAX_STREAMED_LEN, backend, frontend};
 
 const BUFFER: usize = 64 * 1024;
 
@@ -429,6 +429,7 @@ fn substitute_error(body: &[u8], cycle: u64, pending: &PendingQueue, out: &mut B
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::HEADER_LEN;
 
     #[test]
     fn poison_error_is_substituted_only_in_its_cycle() {

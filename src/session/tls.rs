@@ -9,8 +9,10 @@ use anyhow::Context;
 /// A loaded server certificate and key.
 pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
-    /// tls-server-end-point channel-binding data for the leaf certificate.
-    pub channel_binding: Vec<u8>,
+    /// tls-server-end-point channel-binding data for the leaf certificate;
+    /// `None` for key types RFC 5929 defines no binding for (then -PLUS is
+    /// not offered).
+    pub channel_binding: Option<Vec<u8>>,
 }
 
 impl ServerTls {
@@ -25,7 +27,7 @@ impl ServerTls {
         let leaf = certs
             .first()
             .with_context(|| format!("{}: no certificate found", cert_file.display()))?;
-        let channel_binding = crate::auth::scram::tls_server_end_point(leaf.as_ref());
+        let channel_binding = crate::auth::scram::tls_server_end_point_defined(leaf.as_ref());
         let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
             .with_context(|| format!("{}: not a PEM key file", key_file.display()))?
             .with_context(|| format!("{}: no private key found", key_file.display()))?;

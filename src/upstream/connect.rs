@@ -74,7 +74,7 @@ async fn connect_inner(
         ("database", cfg.database.as_str()),
     ];
     params.extend(startup.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    frontend::startup_message(params.into_iter(), &mut buf)
+    frontend::startup_message(params, &mut buf)
         .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
     stream.write_all(&buf).await?;
     stream.flush().await?;

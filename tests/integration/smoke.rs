@@ -60,10 +60,7 @@ async fn each_test_gets_a_fresh_database() -> anyhow::Result<()> {
     Ok(())
 }
 
-// Waits on the proxy (server::run): run with `cargo test --test integration --
-// --ignored` until then.
 #[tokio::test]
-#[ignore = "waits on server::run"]
 async fn select_one_through_pgward() -> anyhow::Result<()> {
     let db = TestDb::new("select_one_through_pgward").await?;
     let pgward = db.start_pgward(PgwardOptions::default()).await?;
@@ -94,9 +91,7 @@ async fn pgward_runs_as_a_process_of_its_own_until_dropped() -> anyhow::Result<(
     Ok(())
 }
 
-// Waits on the proxy's TLS support: run with `-- --ignored` until then.
 #[tokio::test]
-#[ignore = "waits on server::run with TLS"]
 async fn select_one_through_pgward_over_tls() -> anyhow::Result<()> {
     let db = TestDb::new("select_one_over_tls").await?;
     let certs = tempfile::tempdir()?;
@@ -112,9 +107,7 @@ async fn select_one_through_pgward_over_tls() -> anyhow::Result<()> {
     Ok(())
 }
 
-// Waits on the proxy (server::run): run with `-- --ignored` until then.
 #[tokio::test]
-#[ignore = "waits on server::run"]
 async fn psql_through_pgward() -> anyhow::Result<()> {
     let db = TestDb::new("psql_through_pgward").await?;
     let pgward = db.start_pgward(PgwardOptions::default()).await?;
