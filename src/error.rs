@@ -108,6 +108,7 @@ pub mod code {
     pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
 
     /// The static form of an upstream SQLSTATE that pgward passes on.
     pub fn known(code: &str) -> Option<&'static str> {

@@ -6,15 +6,23 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::Config;
 use crate::policy::PolicySet;
 use crate::session::{self, Shared, tls::ServerTls};
 use crate::upstream;
+use crate::upstream::pool::Pool;
+
+/// A proxy ready to serve: what every session shares, and the switch that
+/// tells sessions to finish.
+pub struct Prepared {
+    pub shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+}
 
 /// Everything a running proxy shares, built and checked before listening.
-pub async fn prepare(config: Config) -> anyhow::Result<Arc<Shared>> {
+pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let policies = PolicySet::load(&config.policies.paths, config.auth.scram_iterations).map_err(
         |errors| {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -29,38 +37,64 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<Shared>> {
     let control = upstream::control::connect(&config.upstream, upstream_tls.as_ref()).await?;
     upstream::control::check_service_identity(&control, &config.upstream).await?;
     let connections = Arc::new(Semaphore::new(config.server.max_connections));
-    Ok(Arc::new(Shared {
-        config,
-        policies,
-        server_tls,
-        upstream_tls,
-        cancels: Default::default(),
-        connections,
-    }))
+    let pool = Pool::new(config.upstream.clone(), upstream_tls.clone());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    Ok(Prepared {
+        shared: Arc::new(Shared {
+            config,
+            policies,
+            server_tls,
+            upstream_tls,
+            cancels: Default::default(),
+            connections,
+            pool,
+            per_user: Default::default(),
+            shutdown: shutdown_rx,
+        }),
+        shutdown,
+    })
 }
 
 /// Serves clients until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let shared = prepare(config).await?;
-    let addr = shared.config.server.listen;
+    let prepared = prepare(config).await?;
+    let addr = prepared.shared.config.server.listen;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("listening on {}", listener.local_addr()?);
-    serve(listener, shared, shutdown).await
+    serve(listener, prepared, shutdown).await
 }
 
 /// Accepts clients on a bound listener until `shutdown` completes.
+///
+/// Shutdown is graceful: pgward stops accepting, lets running statements
+/// finish, ends each session with 57P01 once it is at rest, and after
+/// `server.shutdown_timeout` closes whatever is left.
 pub async fn serve(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    prepared: Prepared,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let Prepared {
+        shared,
+        shutdown: stop,
+    } = prepared;
+    let reaper = tokio::spawn(reap_idle(shared.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => {
-                tracing::info!("shutting down");
+                drop(listener);
+                reaper.abort();
+                let _ = stop.send(true);
+                let max = u32::try_from(shared.config.server.max_connections).unwrap_or(u32::MAX);
+                let timeout = shared.config.server.shutdown_timeout;
+                tracing::info!("shutting down: waiting up to {timeout:?} for sessions to finish");
+                match tokio::time::timeout(timeout, shared.connections.acquire_many(max)).await {
+                    Ok(_) => tracing::info!("all sessions finished"),
+                    Err(_) => tracing::warn!("shutdown timeout: closing the remaining sessions"),
+                }
                 return Ok(());
             }
             accepted = listener.accept() => match accepted {
@@ -75,5 +109,15 @@ pub async fn serve(
                 }
             }
         }
+    }
+}
+
+/// Closes idle upstream connections past `upstream.idle_timeout`.
+async fn reap_idle(shared: Arc<Shared>) {
+    let every = (shared.config.upstream.idle_timeout / 2).max(std::time::Duration::from_secs(1));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        shared.pool.reap();
     }
 }

@@ -50,6 +50,10 @@ pub struct ServerConfig {
     pub max_message_size: usize,
     /// Connections accepted at once; further clients get 53300.
     pub max_connections: usize,
+    /// Sessions one login may hold at once (0: no limit); further get 53300.
+    pub max_connections_per_user: usize,
+    /// On SIGTERM/SIGINT, how long running statements may take to finish.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -62,8 +66,13 @@ pub struct UpstreamConfig {
     pub tls: UpstreamTls,
     pub ca_file: Option<PathBuf>,
     pub allow_superuser: bool,
+    /// Upstream connections at most; each serves one client session at a time.
     pub pool_size: usize,
     pub connect_timeout: std::time::Duration,
+    /// How long a client waits for an upstream connection before 53300.
+    pub pool_timeout: std::time::Duration,
+    /// Idle upstream connections older than this are closed.
+    pub idle_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]

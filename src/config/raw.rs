@@ -29,6 +29,8 @@ struct RawServer {
     key_file: Option<String>,
     max_message_size: usize,
     max_connections: usize,
+    max_connections_per_user: usize,
+    shutdown_timeout_ms: u64,
 }
 
 impl Default for RawServer {
@@ -40,6 +42,8 @@ impl Default for RawServer {
             key_file: None,
             max_message_size: 64 * 1024 * 1024,
             max_connections: 1000,
+            max_connections_per_user: 0,
+            shutdown_timeout_ms: 30_000,
         }
     }
 }
@@ -53,6 +57,8 @@ struct RawUpstream {
     allow_superuser: bool,
     pool_size: usize,
     connect_timeout_ms: u64,
+    pool_timeout_ms: u64,
+    idle_timeout_ms: u64,
 }
 
 impl Default for RawUpstream {
@@ -64,6 +70,8 @@ impl Default for RawUpstream {
             allow_superuser: false,
             pool_size: 20,
             connect_timeout_ms: 10_000,
+            pool_timeout_ms: 30_000,
+            idle_timeout_ms: 300_000,
         }
     }
 }
@@ -184,6 +192,8 @@ impl RawServer {
             key_file,
             max_message_size: self.max_message_size,
             max_connections: self.max_connections,
+            max_connections_per_user: self.max_connections_per_user,
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
         })
     }
 }
@@ -254,6 +264,8 @@ impl RawUpstream {
             allow_superuser: self.allow_superuser,
             pool_size: self.pool_size,
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            pool_timeout: Duration::from_millis(self.pool_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
         })
     }
 }

@@ -7,6 +7,7 @@ use dashmap::DashMap;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::config::UpstreamConfig;
 use crate::upstream::UpstreamConn;
 
 use super::Shared;
@@ -65,17 +66,27 @@ impl CancelRegistry {
                 return;
             }
         };
-        let cfg = &shared.config.upstream;
-        let mut buf = BytesMut::new();
-        postgres_protocol::message::frontend::cancel_request(upstream.0, upstream.1, &mut buf);
-        // PostgreSQL accepts plaintext cancel requests whatever its TLS settings.
-        match TcpStream::connect((cfg.host.as_str(), cfg.port)).await {
-            Ok(mut s) => {
-                if let Err(e) = s.write_all(&buf).await {
-                    tracing::warn!("cancel request not delivered: {e}");
-                }
-            }
-            Err(e) => tracing::warn!("cancel request not delivered: {e}"),
-        }
+        cancel_upstream(&shared.config.upstream, upstream.0, upstream.1).await;
+    }
+}
+
+/// Sends a CancelRequest for an upstream backend. PostgreSQL accepts
+/// plaintext cancel requests whatever its TLS settings.
+pub async fn cancel_upstream(cfg: &UpstreamConfig, process_id: i32, secret_key: i32) {
+    let mut buf = BytesMut::new();
+    postgres_protocol::message::frontend::cancel_request(process_id, secret_key, &mut buf);
+    let sent = async {
+        let mut s = TcpStream::connect((cfg.host.as_str(), cfg.port)).await?;
+        s.write_all(&buf).await?;
+        s.flush().await?;
+        // PostgreSQL closes the connection once it has read the request.
+        let mut sink = [0u8; 1];
+        let _ = tokio::io::AsyncReadExt::read(&mut s, &mut sink).await;
+        Ok::<_, std::io::Error>(())
+    };
+    match tokio::time::timeout(cfg.connect_timeout, sent).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("cancel request not delivered: {e}"),
+        Err(_) => tracing::warn!("cancel request not delivered: timed out"),
     }
 }

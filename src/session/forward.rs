@@ -17,17 +17,18 @@
 //! Must never: forward Query or Parse text that did not come from the hook.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::error::{PgError, code};
 use crate::net::Stream;
 use crate::statement::{self, Origin};
-use crate::upstream::UpstreamConn;
 use crate::wire::io::{Header, WireError, copy_body, read_body, read_header, skip_body};
 use crate::wire::{MAX_STREAMED_LEN, backend, frontend};
 
@@ -50,43 +51,111 @@ enum ClientEnd {
     Fatal,
 }
 
+/// Where the two directions stand, so that the session can tell whether the
+/// upstream connection is at rest (every answer delivered, nothing open).
+#[derive(Default)]
+struct Progress {
+    /// ReadyForQuery-producing messages sent upstream (Query, Sync).
+    sent: AtomicU64,
+    /// ReadyForQuery messages fully passed to the client.
+    received: AtomicU64,
+    /// Extended-protocol messages sent since the last Sync.
+    unsynced: AtomicBool,
+    /// Transaction status of the last ReadyForQuery.
+    status: AtomicU8,
+}
+
+impl Progress {
+    fn at_rest(&self) -> bool {
+        self.sent.load(Ordering::Acquire) == self.received.load(Ordering::Acquire)
+            && !self.unsynced.load(Ordering::Acquire)
+    }
+}
+
+/// How forwarding ended.
+pub struct Ended {
+    /// The upstream stream, when it was left at rest and can be reused.
+    pub upstream: Option<Stream>,
+    /// Transaction status of the last ReadyForQuery.
+    pub status: u8,
+}
+
+/// Forwards until the client leaves, the upstream fails, or `shutdown`
+/// turns true (then the session ends with 57P01 once it is at rest).
 pub async fn run(
     client: Stream,
-    upstream: UpstreamConn,
+    upstream: Stream,
     login: &str,
     config: &Config,
-) -> std::io::Result<()> {
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Ended> {
     let (client_r, client_w) = tokio::io::split(client);
-    let (up_r, up_w) = tokio::io::split(upstream.stream);
+    let (up_r, up_w) = tokio::io::split(upstream);
     let mut client_r = BufReader::with_capacity(BUFFER, client_r);
     let mut client_w = BufWriter::with_capacity(BUFFER, client_w);
     let mut up_r = BufReader::with_capacity(BUFFER, up_r);
     let mut up_w = BufWriter::with_capacity(BUFFER, up_w);
-    if !upstream.leftover.is_empty() {
-        client_w.write_all(&upstream.leftover).await?;
-    }
     let pending: PendingQueue = Arc::default();
+    let progress = Progress {
+        status: AtomicU8::new(b'I'),
+        ..Progress::default()
+    };
     let (fatal_tx, fatal_rx) = mpsc::channel::<PgError>(1);
 
-    let to_upstream = client_to_upstream(
-        &mut client_r,
-        &mut up_w,
-        &pending,
-        &fatal_tx,
-        config.server.max_message_size,
-    );
-    let to_client = upstream_to_client(&mut up_r, &mut client_w, &pending, fatal_rx, login);
-    tokio::pin!(to_upstream, to_client);
-    tokio::select! {
-        end = &mut to_upstream => {
-            if let Ok(ClientEnd::Fatal) = end {
-                // Let the other side deliver the error at a message boundary.
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut to_client).await;
+    let reusable = {
+        let to_upstream = client_to_upstream(
+            &mut client_r,
+            &mut up_w,
+            &pending,
+            &progress,
+            &fatal_tx,
+            config.server.max_message_size,
+        );
+        let to_client = upstream_to_client(
+            &mut up_r,
+            &mut client_w,
+            &pending,
+            &progress,
+            fatal_rx,
+            &mut shutdown,
+            login,
+        );
+        tokio::pin!(to_upstream, to_client);
+        tokio::select! {
+            end = &mut to_upstream => match end {
+                // The other direction is parked waiting for upstream data
+                // when the connection is at rest; dropping it there is safe.
+                Ok(ClientEnd::Closed) => progress.at_rest(),
+                Ok(ClientEnd::Fatal) => {
+                    // Let the other side deliver the error at a message boundary.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), &mut to_client).await;
+                    false
+                }
+                Err(e) => {
+                    tracing::debug!("client connection failed: {e}");
+                    false
+                }
+            },
+            end = &mut to_client => {
+                if let Err(e) = end {
+                    tracing::debug!("forwarding to the client failed: {e}");
+                }
+                false
             }
-            end.map(|_| ())
         }
-        end = &mut to_client => end,
+    };
+    let status = progress.status.load(Ordering::Acquire);
+    if !reusable || !up_r.buffer().is_empty() || up_w.flush().await.is_err() {
+        return Ok(Ended {
+            upstream: None,
+            status,
+        });
     }
+    let stream = up_r.into_inner().unsplit(up_w.into_inner());
+    Ok(Ended {
+        upstream: Some(stream),
+        status,
+    })
 }
 
 /// Pumps client messages to the upstream until the client leaves.
@@ -94,6 +163,7 @@ async fn client_to_upstream<R, W>(
     r: &mut BufReader<R>,
     w: &mut BufWriter<W>,
     pending: &PendingQueue,
+    progress: &Progress,
     fatal: &mpsc::Sender<PgError>,
     max_message: usize,
 ) -> std::io::Result<ClientEnd>
@@ -148,8 +218,11 @@ where
                 out.clear();
                 let outcome = if header.tag == b'Q' {
                     cycle += 1;
+                    progress.sent.store(cycle, Ordering::Release);
+                    progress.unsynced.store(false, Ordering::Release);
                     secure_query(&body, &mut out)
                 } else {
+                    progress.unsynced.store(true, Ordering::Release);
                     secure_parse(&body, &mut out)
                 };
                 match outcome {
@@ -175,14 +248,21 @@ where
             b'S' => {
                 skipping = false;
                 cycle += 1;
+                progress.sent.store(cycle, Ordering::Release);
+                progress.unsynced.store(false, Ordering::Release);
                 forward_message(r, w, header).await?;
             }
+            // Terminate ends the session; the upstream connection stays
+            // open for the pool.
             b'X' => {
-                forward_message(r, w, header).await?;
                 w.flush().await?;
                 return Ok(ClientEnd::Closed);
             }
-            b'B' | b'D' | b'E' | b'C' | b'H' | b'd' | b'c' | b'f' => {
+            b'B' | b'D' | b'E' | b'C' | b'H' => {
+                progress.unsynced.store(true, Ordering::Release);
+                forward_message(r, w, header).await?;
+            }
+            b'd' | b'c' | b'f' => {
                 forward_message(r, w, header).await?;
             }
             b'F' => refuse_fatal!(PgError::fatal(
@@ -289,7 +369,9 @@ async fn upstream_to_client<R, W>(
     r: &mut BufReader<R>,
     w: &mut BufWriter<W>,
     pending: &PendingQueue,
+    progress: &Progress,
     mut fatal: mpsc::Receiver<PgError>,
+    shutdown: &mut watch::Receiver<bool>,
     login: &str,
 ) -> std::io::Result<()>
 where
@@ -298,14 +380,26 @@ where
 {
     let mut cycle: u64 = 0;
     let mut upstream_fatal = false;
+    let mut shutting_down = *shutdown.borrow();
     let mut out = BytesMut::new();
     loop {
+        if shutting_down && progress.at_rest() {
+            let err = PgError::fatal(
+                code::ADMIN_SHUTDOWN,
+                "terminating connection due to administrator command",
+            );
+            return crate::session::send_error(w, &err).await;
+        }
         // Waiting for data is the only cancel-safe point; a whole message
         // is then handled without interruption.
         tokio::select! {
             biased;
             Some(err) = fatal.recv() => {
                 return crate::session::send_error(w, &err).await;
+            }
+            changed = shutdown.changed(), if !shutting_down => {
+                shutting_down = changed.is_err() || *shutdown.borrow();
+                continue;
             }
             filled = r.fill_buf() => {
                 if filled?.is_empty() {
@@ -355,8 +449,17 @@ where
                     }
                 }
                 cycle += 1;
+                let body = match read_body(r, header.body_len).await {
+                    Ok(b) => b,
+                    Err(WireError::Io(e)) => return Err(e),
+                    Err(_) => continue,
+                };
                 w.write_all(&header.to_bytes()).await?;
-                copy_or_eof(r, w, header.body_len).await?;
+                w.write_all(&body).await?;
+                if let Some(&status) = body.first() {
+                    progress.status.store(status, Ordering::Release);
+                }
+                progress.received.store(cycle, Ordering::Release);
             }
             _ => {
                 w.write_all(&header.to_bytes()).await?;

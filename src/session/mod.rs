@@ -21,7 +21,12 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::error::{PgError, code};
 use crate::policy::PolicySet;
-use crate::upstream::{self, UpstreamError};
+use crate::upstream::UpstreamConn;
+use crate::upstream::pool::{Checkout, Pool, PoolError};
+use dashmap::DashMap;
+use tokio::sync::watch;
+
+use self::forward::Ended;
 use crate::wire::backend;
 
 use self::auth::AuthOutcome;
@@ -35,6 +40,41 @@ pub struct Shared {
     pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
     pub cancels: cancel::CancelRegistry,
     pub connections: Arc<Semaphore>,
+    pub pool: Pool,
+    /// Sessions per login, for `server.max_connections_per_user`.
+    pub per_user: DashMap<String, usize>,
+    /// Turns true when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Counts a session against its login's limit while it lives.
+struct UserSlot<'a> {
+    shared: &'a Shared,
+    login: String,
+}
+
+impl<'a> UserSlot<'a> {
+    fn take(shared: &'a Shared, login: &str) -> Option<UserSlot<'a>> {
+        let limit = shared.config.server.max_connections_per_user;
+        let mut count = shared.per_user.entry(login.to_string()).or_insert(0);
+        if limit > 0 && *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(UserSlot {
+            shared,
+            login: login.to_string(),
+        })
+    }
+}
+
+impl Drop for UserSlot<'_> {
+    fn drop(&mut self) {
+        self.shared.per_user.remove_if_mut(&self.login, |_, count| {
+            *count -= 1;
+            *count == 0
+        });
+    }
 }
 
 /// Runs one client connection to its end. Never panics on client input;
@@ -79,22 +119,33 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         return fatal(&mut stream, e).await;
     }
 
-    let conn = match upstream::connect(
-        &shared.config.upstream,
-        shared.upstream_tls.as_ref(),
-        &request.settings,
-    )
-    .await
-    {
+    let Some(_user_slot) = UserSlot::take(shared, &request.user) else {
+        let e = PgError::fatal(
+            code::TOO_MANY_CONNECTIONS,
+            format!("too many connections for role \"{}\"", request.user),
+        );
+        return fatal(&mut stream, e).await;
+    };
+
+    let checkout = match shared.pool.checkout(&request.user, &request.settings).await {
         Ok(c) => c,
-        Err(e) => return fatal(&mut stream, upstream_failure(e)).await,
+        Err(e) => return fatal(&mut stream, pool_failure(e)).await,
     };
     tracing::info!(user = %request.user, "session started");
 
+    let Checkout { conn, params, slot } = checkout;
     let key = shared.cancels.register(&conn);
+    let own_app_name = request
+        .settings
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("application_name"))
+        .map_or("", |(_, v)| v.as_str());
     let mut out = BytesMut::new();
-    for (name, value) in &conn.params {
-        let value = client_parameter(name, value, &request.user);
+    for (name, value) in &params {
+        let value = match name.as_str() {
+            "application_name" => own_app_name,
+            _ => client_parameter(name, value, &request.user),
+        };
         backend::parameter_status(&mut out, name, value);
     }
     backend::backend_key_data(&mut out, key.process_id, key.secret_key);
@@ -102,10 +153,43 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
     stream.write_all(&out).await?;
     stream.flush().await?;
 
-    let result = forward::run(stream, conn, &request.user, &shared.config).await;
+    let UpstreamConn {
+        stream: upstream_stream,
+        params: conn_params,
+        process_id,
+        secret_key,
+    } = conn;
+    let ended = forward::run(
+        stream,
+        upstream_stream,
+        &request.user,
+        &shared.config,
+        shared.shutdown.clone(),
+    )
+    .await;
     shared.cancels.unregister(key.process_id);
     tracing::info!(user = %request.user, "session ended");
-    result
+    match ended {
+        Ok(Ended {
+            upstream: Some(s),
+            status,
+        }) => {
+            let conn = UpstreamConn {
+                stream: s,
+                params: conn_params,
+                process_id,
+                secret_key,
+            };
+            shared.pool.give_back(conn, slot, status);
+        }
+        _ => {
+            // The client left mid-statement or something broke: stop the
+            // backend's work and drop the connection.
+            cancel::cancel_upstream(&shared.config.upstream, process_id, secret_key).await;
+            drop(slot);
+        }
+    }
+    Ok(())
 }
 
 /// The value the client is told for a parameter the upstream reported: the
@@ -118,20 +202,28 @@ pub fn client_parameter<'a>(name: &str, value: &'a str, login: &'a str) -> &'a s
     }
 }
 
-fn upstream_failure(e: UpstreamError) -> PgError {
-    tracing::warn!("upstream connection failed: {e}");
+fn pool_failure(e: PoolError) -> PgError {
     match e {
+        PoolError::Timeout(waited) => PgError::fatal(
+            code::TOO_MANY_CONNECTIONS,
+            format!(
+                "no upstream connection became free within {} ms",
+                waited.as_millis()
+            ),
+        )
+        .with_hint("Raise upstream.pool_size or upstream.pool_timeout_ms."),
         // The client's own startup settings were rejected: its own business.
-        UpstreamError::Server { code, message }
-            if code.starts_with("22") || code == "42704" || code == "42501" =>
-        {
+        PoolError::Setting { code, message } => {
             let code = crate::error::code::known(&code).unwrap_or(code::INVALID_PARAMETER_VALUE);
             PgError::fatal(code, message)
         }
-        _ => PgError::fatal(
-            code::CONNECTION_FAILURE,
-            "the upstream database is unavailable",
-        ),
+        PoolError::Upstream(e) => {
+            tracing::warn!("upstream connection failed: {e}");
+            PgError::fatal(
+                code::CONNECTION_FAILURE,
+                "the upstream database is unavailable",
+            )
+        }
     }
 }
 

@@ -43,8 +43,6 @@ pub struct UpstreamConn {
     pub params: Vec<(String, String)>,
     pub process_id: i32,
     pub secret_key: i32,
-    /// Bytes already read past the first ReadyForQuery (normally none).
-    pub leftover: BytesMut,
 }
 
 /// Connects and authenticates. `startup` holds extra startup parameters
@@ -105,12 +103,16 @@ async fn connect_inner(
             }
         }
     }
+    if !reader.buf.is_empty() {
+        return Err(UpstreamError::Protocol(
+            "unexpected data after ReadyForQuery".into(),
+        ));
+    }
     Ok(UpstreamConn {
         stream,
         params: conn_params,
         process_id,
         secret_key,
-        leftover: reader.buf,
     })
 }
 
@@ -216,11 +218,11 @@ async fn authenticate(
     }
 }
 
-fn proto(e: std::io::Error) -> UpstreamError {
+pub(crate) fn proto(e: std::io::Error) -> UpstreamError {
     UpstreamError::Protocol(e.to_string())
 }
 
-fn server_error(mut fields: ErrorFields<'_>) -> UpstreamError {
+pub(crate) fn server_error(mut fields: ErrorFields<'_>) -> UpstreamError {
     let (mut code, mut message) = (String::new(), String::new());
     while let Ok(Some(f)) = fallible_iterator::FallibleIterator::next(&mut fields) {
         match f.type_() {
@@ -232,14 +234,15 @@ fn server_error(mut fields: ErrorFields<'_>) -> UpstreamError {
     UpstreamError::Server { code, message }
 }
 
-/// Reads whole backend messages during startup, when they are few and small.
+/// Reads whole backend messages during startup and pool maintenance, when
+/// they are few and small (never on the forwarding path).
 #[derive(Default)]
-struct MessageReader {
-    buf: BytesMut,
+pub(crate) struct MessageReader {
+    pub(crate) buf: BytesMut,
 }
 
 impl MessageReader {
-    async fn next(&mut self, stream: &mut Stream) -> Result<Message, UpstreamError> {
+    pub(crate) async fn next(&mut self, stream: &mut Stream) -> Result<Message, UpstreamError> {
         loop {
             if let Some(m) = Message::parse(&mut self.buf).map_err(proto)? {
                 return Ok(m);
@@ -254,4 +257,60 @@ impl MessageReader {
             }
         }
     }
+}
+
+/// What a maintenance exchange (simple queries pgward sends itself) returned.
+#[derive(Debug, Default)]
+pub struct Exchange {
+    /// ParameterStatus updates, in order.
+    pub params: Vec<(String, String)>,
+    /// The first error, as (SQLSTATE, message).
+    pub error: Option<(String, String)>,
+    /// Transaction status of the last ReadyForQuery.
+    pub status: u8,
+}
+
+/// Sends each text as its own Query message (pipelined) and reads every
+/// answer up to the last ReadyForQuery. Used only on connections no client
+/// is using.
+pub async fn exchange(stream: &mut Stream, queries: &[&str]) -> Result<Exchange, UpstreamError> {
+    let mut buf = BytesMut::new();
+    for q in queries {
+        frontend::query(q, &mut buf).map_err(proto)?;
+    }
+    stream.write_all(&buf).await?;
+    stream.flush().await?;
+    let mut reader = MessageReader::default();
+    let mut result = Exchange::default();
+    let mut remaining = queries.len();
+    while remaining > 0 {
+        match reader.next(stream).await? {
+            Message::ParameterStatus(body) => {
+                let name = body.name().map_err(proto)?.to_string();
+                let value = body.value().map_err(proto)?.to_string();
+                result.params.push((name, value));
+            }
+            Message::ErrorResponse(body) => {
+                if let UpstreamError::Server { code, message } = server_error(body.fields()) {
+                    result.error.get_or_insert((code, message));
+                }
+            }
+            Message::ReadyForQuery(body) => {
+                result.status = body.status();
+                remaining -= 1;
+            }
+            Message::CopyInResponse(_) | Message::CopyOutResponse(_) => {
+                return Err(UpstreamError::Protocol(
+                    "unexpected COPY during maintenance".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if !reader.buf.is_empty() {
+        return Err(UpstreamError::Protocol(
+            "unexpected data after ReadyForQuery".into(),
+        ));
+    }
+    Ok(result)
 }

@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod control;
+pub mod pool;
 pub mod tls;
 
 pub use connect::{UpstreamConn, UpstreamError, connect};
