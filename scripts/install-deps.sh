@@ -16,6 +16,7 @@ if command -v dpkg >/dev/null 2>&1; then
   # libpg_query's build (bindgen) needs libclang and a C compiler.
   need_pkg clang
   need_pkg libclang-dev
+  need_pkg protobuf-compiler
   if [ "$what" = "test" ]; then
     command -v psql >/dev/null 2>&1 || need_pkg postgresql-client-15
     # Clients and tools the tests and benchmarks drive.

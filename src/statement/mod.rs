@@ -35,7 +35,49 @@ pub fn secure(sql: &[u8], origin: Origin) -> Result<String, PgError> {
         ));
     }
     let printed: Vec<String> = statements.iter().map(ToString::to_string).collect();
-    Ok(printed.join(";\n"))
+    let printed = printed.join(";\n");
+    verify(sql, &printed, statements.len())?;
+    Ok(printed)
+}
+
+/// Parses the printed SQL with PostgreSQL's own grammar (libpg_query) and
+/// refuses it unless PostgreSQL reads as many statements as pgward secured,
+/// with the same structure as the client's own text (libpg_query's
+/// fingerprint: the tree without literal values and positions). A printer
+/// quirk that turned text into a comment, split a statement or changed what
+/// it names is caught here.
+///
+/// Until the rewriter changes statements, the printed SQL must mean what the
+/// client sent; with the rewriter, the comparison becomes one against the
+/// secured tree.
+fn verify(original: &str, printed: &str, expected: usize) -> Result<(), PgError> {
+    let refused = |why: String| {
+        tracing::warn!("verification refused printed SQL: {why}");
+        PgError::error(
+            code::FEATURE_NOT_SUPPORTED,
+            "pgward could not verify this statement",
+        )
+        .with_hint("pgward forwards only SQL that PostgreSQL's grammar reads as pgward does")
+    };
+    let parsed = pg_query::parse(printed).map_err(|e| refused(e.to_string()))?;
+    let found = parsed.protobuf.stmts.len();
+    if found != expected {
+        return Err(refused(format!(
+            "PostgreSQL reads {found} statements, pgward secured {expected}"
+        )));
+    }
+    if expected == 0 {
+        return Ok(());
+    }
+    let theirs = pg_query::fingerprint(original)
+        .map_err(|e| PgError::error(code::SYNTAX_ERROR, e.to_string()))?;
+    let ours = pg_query::fingerprint(printed).map_err(|e| refused(e.to_string()))?;
+    if theirs.value != ours.value {
+        return Err(refused(
+            "the printed statement differs in structure from the client's".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_error(e: ParserError) -> PgError {
@@ -86,6 +128,21 @@ mod tests {
     }
 
     #[test]
+    fn printer_differential_is_refused() {
+        // sqlparser prints `- -1` as `--1`, which PostgreSQL reads as the
+        // start of a comment (THREATS.md, printer/parser differential).
+        let sql = "SELECT - -1, '\n * FROM secret --' FROM allowed";
+        match secure(sql.as_bytes(), Origin::Query) {
+            Err(e) => assert_eq!(e.code, "0A000"),
+            Ok(printed) => {
+                let parsed = pg_query::parse(&printed).unwrap();
+                assert_eq!(parsed.protobuf.stmts.len(), 1);
+                assert!(!parsed.tables().iter().any(|t| t == "secret"), "{printed}");
+            }
+        }
+    }
+
+    #[test]
     fn parse_takes_one_statement() {
         let e = secure(b"SELECT 1; SELECT 2", Origin::Parse).unwrap_err();
         assert_eq!(e.code, "42601");
@@ -93,5 +150,32 @@ mod tests {
             secure(b"SELECT 1; SELECT 2", Origin::Query).unwrap(),
             "SELECT 1;\nSELECT 2"
         );
+    }
+}
+
+#[cfg(test)]
+mod compat {
+    use super::*;
+
+    /// The set-up and introspection SQL of real clients
+    /// (`../shared/compat/`) must pass the hook and its verification.
+    #[test]
+    fn client_queries_pass_the_hook() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat");
+        let mut failures = Vec::new();
+        let mut count = 0;
+        for file in ["client_queries.json", "client_queries_extra.json"] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap();
+            let queries: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+            for q in queries {
+                let sql = q["sql"].as_str().unwrap();
+                count += 1;
+                if let Err(e) = secure(sql.as_bytes(), Origin::Query) {
+                    failures.push(format!("{} / {}: {e}", q["client"], q["purpose"]));
+                }
+            }
+        }
+        assert!(count >= 129, "only {count} queries read");
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }
