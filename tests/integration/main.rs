@@ -1,9 +1,13 @@
 //! Integration tests against a real PostgreSQL: one binary, one throwaway
 //! cluster for all of them (see `harness`), a fresh database per test.
 
+mod cancel;
 mod clients_jdbc;
 mod clients_node;
 mod cluster;
 mod demo_data;
+mod faults;
 mod harness;
+mod pool;
+mod shutdown;
 mod smoke;
