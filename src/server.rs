@@ -93,7 +93,10 @@ pub async fn serve(
                 tracing::info!("shutting down: waiting up to {timeout:?} for sessions to finish");
                 match tokio::time::timeout(timeout, shared.connections.acquire_many(max)).await {
                     Ok(_) => tracing::info!("all sessions finished"),
-                    Err(_) => tracing::warn!("shutdown timeout: closing the remaining sessions"),
+                    Err(_) => {
+                        tracing::warn!("shutdown timeout: cancelling and closing the remaining sessions");
+                        shared.cancels.cancel_all(&shared.config.upstream).await;
+                    }
                 }
                 return Ok(());
             }

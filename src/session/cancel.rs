@@ -57,6 +57,20 @@ impl CancelRegistry {
         self.targets.remove(&process_id);
     }
 
+    /// Cancels what every live session is running upstream (shutdown after
+    /// its timeout: a backend would otherwise go on until it next writes).
+    pub async fn cancel_all(&self, cfg: &UpstreamConfig) {
+        let targets: Vec<(i32, i32)> = self
+            .targets
+            .iter()
+            .map(|t| (t.upstream_pid, t.upstream_secret))
+            .collect();
+        let cancels = targets
+            .into_iter()
+            .map(|(pid, secret)| cancel_upstream(cfg, pid, secret));
+        futures_util::future::join_all(cancels).await;
+    }
+
     /// Forwards a cancel to the upstream when the key matches.
     pub async fn cancel(&self, process_id: i32, secret_key: i32, shared: &Shared) {
         let upstream = match self.targets.get(&process_id) {
