@@ -5,6 +5,7 @@
 //! (parse, secure, print) → `upstream` (connect, forward) → back to the client.
 
 pub mod auth;
+pub mod catalog;
 pub mod cluster;
 pub mod config;
 pub mod demo;

@@ -2,6 +2,7 @@
 //! cluster for all of them (see `harness`), a fresh database per test.
 
 mod cancel;
+mod catalog_snapshot;
 mod clients_jdbc;
 mod clients_node;
 mod cluster;
