@@ -12,6 +12,7 @@ pub mod demo;
 pub mod error;
 pub mod net;
 pub mod policy;
+pub mod rewrite;
 pub mod server;
 pub mod session;
 pub mod settings;

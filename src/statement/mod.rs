@@ -80,7 +80,7 @@ fn verify(original: &str, printed: &str, expected: usize) -> Result<(), PgError>
     Ok(())
 }
 
-fn parse_error(e: ParserError) -> PgError {
+pub fn parse_error(e: ParserError) -> PgError {
     let message = match e {
         ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
         ParserError::RecursionLimitExceeded => {

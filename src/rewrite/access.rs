@@ -1,0 +1,95 @@
+//! What a session may do with one relation, as the rewriter consumes it:
+//! the *entries* of PRODUCT.md §3 semantics 3–5, already bound to the
+//! session (roles resolved, globals injected as typed literals).
+
+use std::collections::BTreeSet;
+
+use sqlparser::ast::Expr;
+
+use crate::catalog::Relation;
+
+/// The command a relation is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Command {
+    Select,
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Command {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Select => "SELECT",
+            Command::Insert => "INSERT",
+            Command::Update => "UPDATE",
+            Command::Delete => "DELETE",
+        }
+    }
+}
+
+/// A set of columns: every column of the relation, or the named ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Columns {
+    All,
+    Some(BTreeSet<String>),
+}
+
+impl Columns {
+    pub fn contains(&self, column: &str) -> bool {
+        match self {
+            Columns::All => true,
+            Columns::Some(set) => set.contains(column),
+        }
+    }
+}
+
+/// One way the session reaches rows of a relation: the rows a predicate
+/// admits (`None`: all rows) and the columns it may see of them.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub rows: Option<Expr>,
+    pub columns: Columns,
+}
+
+/// Everything the session may do with a relation for one command.
+#[derive(Debug, Clone)]
+pub struct TableAccess {
+    /// Permissive entries; none means no rows (a policed table with no
+    /// applicable policy), as in PostgreSQL.
+    pub entries: Vec<Entry>,
+    /// Restrictive predicates ANDed onto every entry.
+    pub restrictive: Vec<Expr>,
+    /// Relations the predicates above read (trusted DBA SQL, semantics 9),
+    /// as PostgreSQL will name them in the printed statement: verification
+    /// expects them.
+    pub predicate_relations: Vec<String>,
+}
+
+impl TableAccess {
+    /// Every row and column: an unpoliced table granted without a column list.
+    pub fn everything() -> TableAccess {
+        TableAccess {
+            entries: vec![Entry {
+                rows: None,
+                columns: Columns::All,
+            }],
+            restrictive: Vec::new(),
+            predicate_relations: Vec::new(),
+        }
+    }
+
+    /// Whether some entry has the column.
+    pub fn sees_column(&self, column: &str) -> bool {
+        self.entries.iter().any(|e| e.columns.contains(column))
+    }
+}
+
+/// The session's rights, asked relation by relation.
+pub trait Access {
+    /// `None`: the session holds no grant for the command on the relation
+    /// (42501).
+    fn table(&self, relation: &Relation, command: Command) -> Option<TableAccess>;
+    /// The login, for identity functions (`current_user` …).
+    fn login(&self) -> &str;
+}

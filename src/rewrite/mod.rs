@@ -1,0 +1,281 @@
+//! The statement rewriter for policy-bound sessions: classify each
+//! statement, secure every relation it reads, print it, and verify the
+//! printed SQL with PostgreSQL's own grammar before it may be forwarded.
+//!
+//! Must never: return SQL that was not printed from a secured tree, or SQL
+//! whose relation references PostgreSQL reads differently from the ones
+//! pgward secured.
+
+pub mod access;
+pub mod catalog_rules;
+pub mod secure;
+pub mod set;
+pub mod verify;
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    CopySource, CopyTarget, Expr, Statement, Value, ValueWithSpan, VisitMut, VisitorMut,
+};
+
+use crate::catalog::Catalog;
+use crate::error::{PgError, code};
+
+pub use access::{Access, Columns, Command, Entry, TableAccess};
+use secure::Securer;
+
+/// What the rewriter needs to know about the session.
+pub struct Context<'a> {
+    pub catalog: &'a Catalog,
+    /// The client's search_path, already expanded to schema names.
+    pub search_path: &'a [String],
+    pub access: &'a dyn Access,
+}
+
+/// One rewritten statement and the relation references PostgreSQL must
+/// find in it.
+pub struct Rewritten {
+    pub statement: Statement,
+    pub expected: Vec<String>,
+}
+
+/// Rewrites, prints and verifies every statement of a text; the result is
+/// the SQL to forward. `single`: at most one statement (a Parse message).
+pub fn secure_text(sql: &str, single: bool, ctx: &Context<'_>) -> Result<String, PgError> {
+    let statements =
+        sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, sql)
+            .map_err(crate::statement::parse_error)?;
+    if single && statements.len() > 1 {
+        return Err(PgError::error(
+            code::SYNTAX_ERROR,
+            "cannot insert multiple commands into a prepared statement",
+        ));
+    }
+    let mut printed = Vec::with_capacity(statements.len());
+    for statement in statements {
+        let rewritten = rewrite(statement, ctx)?;
+        let text = rewritten.statement.to_string();
+        verify::verify_statement(&text, &rewritten.statement, &rewritten.expected)?;
+        printed.push(text);
+    }
+    let joined = printed.join(";\n");
+    let count = pg_query::parse(&joined)
+        .map_err(|e| {
+            tracing::warn!("verification refused printed SQL: {e}");
+            PgError::error(
+                code::FEATURE_NOT_SUPPORTED,
+                "pgward could not verify this statement",
+            )
+        })?
+        .protobuf
+        .stmts
+        .len();
+    if count != printed.len() {
+        return Err(PgError::error(
+            code::FEATURE_NOT_SUPPORTED,
+            "pgward could not verify this statement",
+        ));
+    }
+    Ok(joined)
+}
+
+/// Rewrites one statement, or refuses it.
+pub fn rewrite(mut statement: Statement, ctx: &Context<'_>) -> Result<Rewritten, PgError> {
+    let mut securer = Securer::new(ctx.catalog, ctx.search_path, ctx.access);
+    match &mut statement {
+        Statement::Query(q) => {
+            check_query_shape(q)?;
+            secure_node(q.as_mut(), &mut securer)?;
+        }
+        Statement::Explain {
+            analyze, statement, ..
+        } => {
+            if *analyze {
+                return Err(refused("EXPLAIN ANALYZE"));
+            }
+            match statement.as_mut() {
+                Statement::Query(q) => {
+                    check_query_shape(q)?;
+                    secure_node(q.as_mut(), &mut securer)?;
+                }
+                _ => return Err(refused("EXPLAIN of this statement")),
+            }
+        }
+        Statement::Prepare { statement, .. } => match statement.as_mut() {
+            Statement::Query(q) => {
+                check_query_shape(q)?;
+                secure_node(q.as_mut(), &mut securer)?;
+            }
+            _ => return Err(refused("PREPARE of this statement")),
+        },
+        Statement::Declare { stmts } => {
+            for d in stmts.iter_mut() {
+                match d.for_query.as_mut() {
+                    Some(q) => {
+                        check_query_shape(q)?;
+                        secure_node(q.as_mut(), &mut securer)?;
+                    }
+                    None => return Err(refused("DECLARE without a query")),
+                }
+            }
+        }
+        Statement::Copy {
+            source, to, target, ..
+        } => {
+            if !*to || !matches!(target, CopyTarget::Stdout) {
+                return Err(refused("COPY other than COPY … TO STDOUT"));
+            }
+            if let CopySource::Table {
+                table_name,
+                columns,
+            } = source
+            {
+                // COPY t (cols) TO STDOUT reads like SELECT cols FROM t.
+                let cols = if columns.is_empty() {
+                    "*".to_string()
+                } else {
+                    columns
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let q = secure::parse_select(&format!("SELECT {cols} FROM {table_name}"))?;
+                *source = CopySource::Query(Box::new(q));
+            }
+            if let CopySource::Query(q) = source {
+                check_query_shape(q)?;
+                secure_node(q.as_mut(), &mut securer)?;
+            }
+        }
+        other => classify_other(other)?,
+    }
+    replace_identity(&mut statement, ctx.access.login());
+    Ok(Rewritten {
+        statement,
+        expected: securer.expected,
+    })
+}
+
+fn secure_node<T: VisitMut>(node: &mut T, securer: &mut Securer<'_>) -> Result<(), PgError> {
+    match node.visit(securer) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+/// Reads that also write or lock are outside this rewriter's reach for now.
+fn check_query_shape(q: &sqlparser::ast::Query) -> Result<(), PgError> {
+    if !q.locks.is_empty() {
+        return Err(refused("SELECT … FOR UPDATE/SHARE"));
+    }
+    let mut found = None;
+    let _ = sqlparser::ast::visit_statements(q, |s| {
+        found = Some(statement_kind(s));
+        ControlFlow::<()>::Break(())
+    });
+    if let Some(kind) = found {
+        return Err(refused(&format!("{kind} inside a query")));
+    }
+    if let sqlparser::ast::SetExpr::Select(s) = q.body.as_ref()
+        && s.into.is_some()
+    {
+        return Err(refused("SELECT INTO"));
+    }
+    Ok(())
+}
+
+/// Statements passed through unchanged, or refused.
+fn classify_other(statement: &mut Statement) -> Result<(), PgError> {
+    use Statement as S;
+    match statement {
+        S::StartTransaction { .. }
+        | S::Commit { .. }
+        | S::Rollback { .. }
+        | S::Savepoint { .. }
+        | S::ReleaseSavepoint { .. }
+        | S::Fetch { .. }
+        | S::Close { .. }
+        | S::Deallocate { .. }
+        | S::Execute { .. }
+        | S::Discard { .. }
+        | S::ShowVariable { .. }
+        | S::ShowVariables { .. } => Ok(()),
+        S::Set(set) => set::check_set(set),
+        S::Reset(r) => set::check_reset(&r.reset),
+        other => Err(refused(&statement_kind(other))),
+    }
+}
+
+/// A short name for a statement kind, for messages.
+pub fn statement_kind(statement: &Statement) -> String {
+    let text = statement.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    match words.as_slice() {
+        [first, second] if matches!(*first, "CREATE" | "DROP" | "ALTER") => {
+            format!("{first} {second}")
+        }
+        [first, ..] => (*first).to_string(),
+        [] => "this statement".to_string(),
+    }
+}
+
+/// `current_user`, `session_user`, `current_role` and `user` read as the
+/// login (semantics 11).
+fn replace_identity(statement: &mut Statement, login: &str) {
+    struct Identity<'a>(&'a str);
+    impl VisitorMut for Identity<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            let is_identity = match expr {
+                // Reserved keywords in PostgreSQL: never a column name unquoted.
+                Expr::Identifier(id) => {
+                    id.quote_style.is_none()
+                        && matches!(
+                            id.value.to_lowercase().as_str(),
+                            "current_user" | "session_user" | "current_role" | "user"
+                        )
+                }
+                Expr::Function(f) => {
+                    matches!(f.args, sqlparser::ast::FunctionArguments::None)
+                        && f.name.0.len() <= 2
+                        && f.name.0.last().is_some_and(|p| {
+                            matches!(p, sqlparser::ast::ObjectNamePart::Identifier(id)
+                                if id.quote_style.is_none()
+                                && matches!(id.value.to_lowercase().as_str(),
+                                    "current_user" | "session_user" | "current_role" | "user"))
+                        })
+                }
+                _ => false,
+            };
+            if is_identity {
+                *expr = Expr::Cast {
+                    kind: sqlparser::ast::CastKind::DoubleColon,
+                    expr: Box::new(Expr::Value(ValueWithSpan::from(Value::SingleQuotedString(
+                        self.0.to_string(),
+                    )))),
+                    data_type: sqlparser::ast::DataType::Custom(
+                        sqlparser::ast::ObjectName::from(vec![
+                            sqlparser::ast::Ident::new("pg_catalog"),
+                            sqlparser::ast::Ident::new("name"),
+                        ]),
+                        Vec::new(),
+                    ),
+                    format: None,
+                };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = statement.visit(&mut Identity(login));
+}
+
+#[cfg(test)]
+mod tests;
+
+fn refused(what: &str) -> PgError {
+    PgError::error(
+        code::INSUFFICIENT_PRIVILEGE,
+        format!("pgward does not allow {what} for this session"),
+    )
+}

@@ -1,0 +1,573 @@
+//! Securing relations in a read: every table, view or partition named in a
+//! FROM clause, at any depth (CTEs, subqueries in every clause, LATERAL, set
+//! operations), is replaced by a subquery that carries only the rows and
+//! cells the session's entries admit and only the columns some entry has
+//! (PRODUCT.md §3 semantics 3–6). Names are resolved through the session's
+//! search_path and printed schema-qualified; CTE references are recognised
+//! with PostgreSQL's scoping (a non-recursive CTE sees only the CTEs before
+//! it).
+//!
+//! Must never: leave a relation reference that is neither a CTE in scope, an
+//! allowed catalog relation, nor a secured subquery.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SetExpr, TableAlias, TableFactor,
+    VisitorMut,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use super::access::{Access, Command, TableAccess};
+use super::catalog_rules::{self, CatalogRule};
+use crate::catalog::{Catalog, Relation};
+use crate::error::{PgError, code};
+
+/// A relation reference the printed statement will contain, as PostgreSQL
+/// will report it (`schema.name`, or the bare name of a CTE).
+pub type RelationRef = String;
+
+/// A secured relation instance in one SELECT: its alias and what it shows.
+struct Instance {
+    alias: String,
+    table: String,
+    visible: BTreeSet<String>,
+    hidden: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct SelectFrame {
+    instances: Vec<Instance>,
+    /// FROM items pgward does not know the columns of (derived tables,
+    /// CTEs, functions): unqualified names may come from them.
+    opaque_items: bool,
+    column_refs: Vec<Vec<String>>,
+}
+
+struct QueryFrame {
+    /// Address of the query, to recognise when it is left.
+    addr: usize,
+    cte_names: Vec<String>,
+    cte_addrs: Vec<usize>,
+    recursive: bool,
+    /// The CTE whose body is being visited.
+    current_cte: Option<usize>,
+}
+
+pub struct Securer<'a> {
+    catalog: &'a Catalog,
+    search_path: &'a [String],
+    access: &'a dyn Access,
+    queries: Vec<QueryFrame>,
+    selects: Vec<SelectFrame>,
+    /// Relation references the printed statement will contain.
+    pub expected: Vec<RelationRef>,
+}
+
+impl<'a> Securer<'a> {
+    pub fn new(catalog: &'a Catalog, search_path: &'a [String], access: &'a dyn Access) -> Self {
+        Securer {
+            catalog,
+            search_path,
+            access,
+            queries: Vec::new(),
+            selects: Vec::new(),
+            expected: Vec::new(),
+        }
+    }
+
+    fn cte_in_scope(&self, name: &str) -> bool {
+        self.queries.iter().rev().any(|q| {
+            let visible = match q.current_cte {
+                Some(i) if !q.recursive => &q.cte_names[..i],
+                _ => &q.cte_names[..],
+            };
+            visible.iter().any(|n| n == name)
+        })
+    }
+
+    fn secure_table(&mut self, factor: &mut TableFactor) -> Result<(), PgError> {
+        let TableFactor::Table {
+            name,
+            alias,
+            args,
+            with_hints,
+            version,
+            with_ordinality,
+            partitions,
+            json_path,
+            sample,
+            index_hints,
+        } = factor
+        else {
+            if let Some(frame) = self.selects.last_mut() {
+                frame.opaque_items = true;
+            }
+            return Ok(());
+        };
+        if args.is_some() {
+            // A function in FROM (`generate_series(…)`): functions are
+            // checked where every function call is.
+            if let Some(frame) = self.selects.last_mut() {
+                frame.opaque_items = true;
+            }
+            return Ok(());
+        }
+        if !with_hints.is_empty()
+            || version.is_some()
+            || *with_ordinality
+            || !partitions.is_empty()
+            || json_path.is_some()
+            || sample.is_some()
+            || !index_hints.is_empty()
+        {
+            return Err(not_supported("this form of table reference"));
+        }
+        let (schema, relname) = split_name(name)?;
+        if schema.is_none() && self.cte_in_scope(&relname) {
+            self.expected.push(relname);
+            if let Some(frame) = self.selects.last_mut() {
+                frame.opaque_items = true;
+            }
+            return Ok(());
+        }
+        let relation = self
+            .catalog
+            .resolve_relation(schema.as_deref(), &relname, self.search_path)
+            .ok_or_else(|| unknown_relation(schema.as_deref(), &relname))?;
+
+        if let Some(rule) = catalog_rules::rule(relation) {
+            return self.catalog_relation(factor_alias(alias, relation), relation, rule, factor);
+        }
+        let access = self
+            .access
+            .table(relation, Command::Select)
+            .ok_or_else(|| permission_denied(relation))?;
+        let alias_name = factor_alias(alias, relation);
+        let subquery = secured_subquery(relation, &access, alias.as_ref(), false)?;
+        self.expected.push(qualified(relation));
+        self.expected
+            .extend(access.predicate_relations.iter().cloned());
+        let visible: BTreeSet<String> = relation
+            .columns
+            .iter()
+            .filter(|c| access.sees_column(&c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        let hidden = relation
+            .columns
+            .iter()
+            .filter(|c| !visible.contains(&c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        if let Some(frame) = self.selects.last_mut() {
+            frame.instances.push(Instance {
+                alias: alias_name.clone(),
+                table: relation.name.clone(),
+                visible,
+                hidden,
+            });
+        }
+        *factor = TableFactor::Derived {
+            lateral: false,
+            subquery: Box::new(subquery),
+            alias: Some(TableAlias {
+                explicit: true,
+                name: Ident::with_quote('"', alias_name),
+                columns: Vec::new(),
+                at: None,
+            }),
+            sample: None,
+        };
+        Ok(())
+    }
+
+    fn catalog_relation(
+        &mut self,
+        alias_name: String,
+        relation: &Relation,
+        rule: CatalogRule,
+        factor: &mut TableFactor,
+    ) -> Result<(), PgError> {
+        match rule {
+            CatalogRule::Deny => Err(permission_denied(relation)),
+            CatalogRule::Allow => {
+                // Left in place, schema-qualified.
+                if let TableFactor::Table { name, .. } = factor {
+                    *name = qualified_name(relation);
+                }
+                self.expected.push(qualified(relation));
+                if let Some(frame) = self.selects.last_mut() {
+                    frame.opaque_items = true;
+                }
+                Ok(())
+            }
+            CatalogRule::NoRows => {
+                let alias = match factor {
+                    TableFactor::Table { alias, .. } => alias.clone(),
+                    _ => None,
+                };
+                let nothing = TableAccess {
+                    entries: Vec::new(),
+                    restrictive: Vec::new(),
+                    predicate_relations: Vec::new(),
+                };
+                let subquery = secured_subquery(relation, &nothing, alias.as_ref(), true)?;
+                self.expected.push(qualified(relation));
+                *factor = TableFactor::Derived {
+                    lateral: false,
+                    subquery: Box::new(subquery),
+                    alias: Some(TableAlias {
+                        explicit: true,
+                        name: Ident::with_quote('"', alias_name),
+                        columns: Vec::new(),
+                        at: None,
+                    }),
+                    sample: None,
+                };
+                if let Some(frame) = self.selects.last_mut() {
+                    frame.opaque_items = true;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Names of hidden columns are refused with 42501 (semantics 6). The
+    /// secured subqueries do not carry them, so PostgreSQL could not read
+    /// them anyway; this gives the error the contract promises.
+    fn check_columns(&self, frame: &SelectFrame) -> Result<(), PgError> {
+        for parts in &frame.column_refs {
+            match parts.as_slice() {
+                [qualifier, column] => {
+                    if let Some(i) = frame.instances.iter().find(|i| &i.alias == qualifier)
+                        && i.hidden.contains(column)
+                    {
+                        return Err(column_denied(column, &i.table));
+                    }
+                }
+                [column] if !frame.opaque_items => {
+                    let visible = frame.instances.iter().any(|i| i.visible.contains(column));
+                    if !visible
+                        && let Some(i) = frame.instances.iter().find(|i| i.hidden.contains(column))
+                    {
+                        return Err(column_denied(column, &i.table));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl VisitorMut for Securer<'_> {
+    type Break = PgError;
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<PgError> {
+        let addr = query as *const Query as usize;
+        if let Some(top) = self.queries.last_mut()
+            && let Some(i) = top.cte_addrs.iter().position(|a| *a == addr)
+        {
+            top.current_cte = Some(i);
+        }
+        if let SetExpr::Table(_) = query.body.as_ref() {
+            // `TABLE t` becomes `SELECT * FROM t`, secured like any FROM item.
+            if let Err(e) = expand_table_command(query) {
+                return ControlFlow::Break(e);
+            }
+        }
+        let (cte_names, cte_addrs, recursive) = match &query.with {
+            Some(with) => (
+                with.cte_tables
+                    .iter()
+                    .map(|c| fold(&c.alias.name))
+                    .collect(),
+                with.cte_tables
+                    .iter()
+                    .map(|c| c.query.as_ref() as *const Query as usize)
+                    .collect(),
+                with.recursive,
+            ),
+            None => (Vec::new(), Vec::new(), false),
+        };
+        self.queries.push(QueryFrame {
+            addr,
+            cte_names,
+            cte_addrs,
+            recursive,
+            current_cte: None,
+        });
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<PgError> {
+        let addr = query as *const Query as usize;
+        if self.queries.last().is_some_and(|q| q.addr == addr) {
+            self.queries.pop();
+        }
+        if let Some(top) = self.queries.last_mut()
+            && top
+                .current_cte
+                .is_some_and(|i| top.cte_addrs.get(i) == Some(&addr))
+        {
+            top.current_cte = None;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, _select: &mut Select) -> ControlFlow<PgError> {
+        self.selects.push(SelectFrame::default());
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_select(&mut self, _select: &mut Select) -> ControlFlow<PgError> {
+        if let Some(frame) = self.selects.pop()
+            && let Err(e) = self.check_columns(&frame)
+        {
+            return ControlFlow::Break(e);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<PgError> {
+        let parts = match expr {
+            Expr::Identifier(id) => vec![fold(id)],
+            Expr::CompoundIdentifier(ids) => ids.iter().map(fold).collect(),
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Some(frame) = self.selects.last_mut() {
+            frame.column_refs.push(parts);
+        }
+        ControlFlow::Continue(())
+    }
+
+    // Replacing after the children were visited keeps the visitor from
+    // walking into the subquery pgward built.
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<PgError> {
+        match self.secure_table(factor) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
+        }
+    }
+}
+
+/// The name PostgreSQL gives an identifier: unquoted ones fold to lower case.
+pub fn fold(id: &Ident) -> String {
+    match id.quote_style {
+        Some(_) => id.value.clone(),
+        None => id.value.to_lowercase(),
+    }
+}
+
+fn split_name(name: &ObjectName) -> Result<(Option<String>, String), PgError> {
+    let mut parts = Vec::new();
+    for part in &name.0 {
+        match part {
+            ObjectNamePart::Identifier(id) => parts.push(fold(id)),
+            ObjectNamePart::Function(_) => return Err(not_supported("computed object names")),
+        }
+    }
+    match parts.as_slice() {
+        [name] => Ok((None, name.clone())),
+        [schema, name] => Ok((Some(schema.clone()), name.clone())),
+        [_db, schema, name] => Err(PgError::error(
+            code::FEATURE_NOT_SUPPORTED,
+            format!("cross-database references are not implemented: {schema}.{name}"),
+        )),
+        _ => Err(PgError::error(
+            code::SYNTAX_ERROR,
+            format!("improper qualified name (too many dotted names): {name}"),
+        )),
+    }
+}
+
+fn factor_alias(alias: &Option<TableAlias>, relation: &Relation) -> String {
+    alias
+        .as_ref()
+        .map_or_else(|| relation.name.clone(), |a| fold(&a.name))
+}
+
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+pub fn qualified(relation: &Relation) -> String {
+    format!("{}.{}", relation.schema, relation.name)
+}
+
+fn qualified_name(relation: &Relation) -> ObjectName {
+    ObjectName(vec![
+        ObjectNamePart::Identifier(Ident::with_quote('"', relation.schema.clone())),
+        ObjectNamePart::Identifier(Ident::with_quote('"', relation.name.clone())),
+    ])
+}
+
+/// `(SELECT <visible cells> FROM ONLY? schema.t WHERE <some entry admits>)`.
+/// A column alias list (`t AS x(a, b)`) renames by position in the table,
+/// as PostgreSQL does, hidden columns included.
+fn secured_subquery(
+    relation: &Relation,
+    access: &TableAccess,
+    alias: Option<&TableAlias>,
+    keep_all_columns: bool,
+) -> Result<Query, PgError> {
+    let renames: Vec<String> = alias
+        .map(|a| a.columns.iter().map(|c| fold(&c.name)).collect())
+        .unwrap_or_default();
+    let mut projection = Vec::new();
+    for (i, column) in relation.columns.iter().enumerate() {
+        let out_name = renames.get(i).unwrap_or(&column.name);
+        let col = quote_ident(&column.name);
+        let cell = if keep_all_columns {
+            col
+        } else {
+            match cell_condition(access, &column.name) {
+                CellCondition::Hidden => continue,
+                CellCondition::Always => col,
+                CellCondition::When(cond) => format!("CASE WHEN {cond} THEN {col} END"),
+            }
+        };
+        projection.push(format!("{cell} AS {}", quote_ident(out_name)));
+    }
+    if projection.is_empty() {
+        return Err(permission_denied(relation));
+    }
+    let rows = row_condition(access);
+    let sql = format!(
+        "SELECT {} FROM {}.{} WHERE {rows}",
+        projection.join(", "),
+        quote_ident(&relation.schema),
+        quote_ident(&relation.name),
+    );
+    parse_select(&sql)
+}
+
+enum CellCondition {
+    Hidden,
+    Always,
+    When(String),
+}
+
+fn cell_condition(access: &TableAccess, column: &str) -> CellCondition {
+    let with: Vec<_> = access
+        .entries
+        .iter()
+        .filter(|e| e.columns.contains(column))
+        .collect();
+    if with.is_empty() {
+        return CellCondition::Hidden;
+    }
+    // Every row the subquery returns is admitted by an entry with the
+    // column, or one entry with it admits all rows.
+    if with.len() == access.entries.len() || with.iter().any(|e| e.rows.is_none()) {
+        return CellCondition::Always;
+    }
+    let parts: Vec<String> = with
+        .iter()
+        .filter_map(|e| e.rows.as_ref().map(|r| format!("({r})")))
+        .collect();
+    CellCondition::When(parts.join(" OR "))
+}
+
+fn row_condition(access: &TableAccess) -> String {
+    let permissive = if access.entries.is_empty() {
+        "false".to_string()
+    } else if access.entries.iter().any(|e| e.rows.is_none()) {
+        "true".to_string()
+    } else {
+        let parts: Vec<String> = access
+            .entries
+            .iter()
+            .filter_map(|e| e.rows.as_ref().map(|r| format!("({r})")))
+            .collect();
+        format!("({})", parts.join(" OR "))
+    };
+    let mut all = vec![permissive];
+    all.extend(access.restrictive.iter().map(|r| format!("({r})")));
+    all.join(" AND ")
+}
+
+pub fn parse_select(sql: &str) -> Result<Query, PgError> {
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
+        tracing::error!("pgward built SQL it cannot parse: {e}");
+        PgError::error(
+            code::FEATURE_NOT_SUPPORTED,
+            "pgward could not secure this statement",
+        )
+    })?;
+    match statements.pop() {
+        Some(sqlparser::ast::Statement::Query(q)) if statements.is_empty() => Ok(*q),
+        _ => Err(PgError::error(
+            code::FEATURE_NOT_SUPPORTED,
+            "pgward could not secure this statement",
+        )),
+    }
+}
+
+/// `TABLE t` → `SELECT * FROM t`. sqlparser keeps the name as a plain
+/// string, losing quoting: only plain lower-case names are accepted.
+fn expand_table_command(query: &mut Query) -> Result<(), PgError> {
+    let SetExpr::Table(table) = query.body.as_ref() else {
+        return Ok(());
+    };
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    let mut parts = Vec::new();
+    if let Some(schema) = &table.schema_name {
+        parts.push(schema.clone());
+    }
+    match &table.table_name {
+        Some(name) => parts.push(name.clone()),
+        None => return Err(not_supported("TABLE without a name")),
+    }
+    if !parts.iter().all(|p| plain(p)) {
+        return Err(not_supported(
+            "TABLE with a quoted or mixed-case name; use SELECT * FROM",
+        ));
+    }
+    let sql = format!("SELECT * FROM {}", parts.join("."));
+    let q = parse_select(&sql)?;
+    query.body = q.body;
+    Ok(())
+}
+
+fn not_supported(what: &str) -> PgError {
+    PgError::error(
+        code::FEATURE_NOT_SUPPORTED,
+        format!("pgward does not support {what}"),
+    )
+}
+
+fn unknown_relation(schema: Option<&str>, name: &str) -> PgError {
+    let shown = match schema {
+        Some(s) => format!("{s}.{name}"),
+        None => name.to_string(),
+    };
+    PgError::error("42P01", format!("relation \"{shown}\" does not exist"))
+}
+
+pub fn permission_denied(relation: &Relation) -> PgError {
+    let kind = match relation.kind {
+        crate::catalog::RelKind::View => "view",
+        crate::catalog::RelKind::MaterializedView => "materialized view",
+        crate::catalog::RelKind::Sequence => "sequence",
+        _ => "table",
+    };
+    PgError::error(
+        code::INSUFFICIENT_PRIVILEGE,
+        format!("permission denied for {kind} {}", relation.name),
+    )
+}
+
+fn column_denied(column: &str, table: &str) -> PgError {
+    PgError::error(
+        code::INSUFFICIENT_PRIVILEGE,
+        format!("permission denied for column {column} of table {table}"),
+    )
+}

@@ -1,0 +1,131 @@
+//! SET and RESET under the session-settings allowlist (PRODUCT.md §3
+//! "Session settings"): the same `crate::settings` decisions as startup
+//! parameters. `client_encoding` is rewritten to UTF8; identity changes are
+//! refused, except the no-op reset of session authorization that connection
+//! pools send.
+
+use sqlparser::ast::{
+    Expr, Ident, ObjectName, Reset, Set, SetSessionAuthorizationParamKind, Value, ValueWithSpan,
+};
+
+use crate::error::PgError;
+use crate::settings::{self, SettingDecision, SettingError};
+
+use super::secure::fold;
+
+pub fn check_set(set: &mut Set) -> Result<(), PgError> {
+    match set {
+        Set::SingleAssignment {
+            variable, values, ..
+        } => check_assignment(variable, values),
+        Set::MultipleAssignments { assignments } => {
+            for a in assignments.iter_mut() {
+                let mut values = vec![a.value.clone()];
+                check_assignment(&a.name, &mut values)?;
+                if let Some(v) = values.pop() {
+                    a.value = v;
+                }
+            }
+            Ok(())
+        }
+        Set::SetTimeZone { .. } | Set::SetTransaction { .. } => Ok(()),
+        Set::SetNames { charset_name, .. } => {
+            settings::normalize_client_encoding(&charset_name.value).map_err(to_pg)?;
+            *charset_name = Ident::with_quote('\'', "UTF8");
+            Ok(())
+        }
+        Set::SetNamesDefault {} => Ok(()),
+        Set::SetSessionAuthorization(p)
+            if matches!(p.kind, SetSessionAuthorizationParamKind::Default) =>
+        {
+            Ok(())
+        }
+        _ => Err(PgError::error(
+            crate::error::code::INSUFFICIENT_PRIVILEGE,
+            format!("pgward does not allow \"{set}\" for this session"),
+        )),
+    }
+}
+
+pub fn check_reset(reset: &Reset) -> Result<(), PgError> {
+    match reset {
+        // The pinned settings are the upstream connection's startup
+        // values, so RESET ALL brings them back.
+        Reset::ALL | Reset::SessionAuthorization => Ok(()),
+        Reset::ConfigurationParameter(name) => {
+            settings::check_reset(&name_of(name)).map_err(to_pg)?;
+            Ok(())
+        }
+    }
+}
+
+fn check_assignment(variable: &ObjectName, values: &mut [Expr]) -> Result<(), PgError> {
+    let name = name_of(variable);
+    if values.len() == 1 && is_default(&values[0]) {
+        settings::check_reset(&name).map_err(to_pg)?;
+        return Ok(());
+    }
+    let value = values
+        .iter()
+        .map(value_text)
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(|| {
+            PgError::error(
+                crate::error::code::FEATURE_NOT_SUPPORTED,
+                format!("pgward does not support this value for \"{name}\""),
+            )
+        })?
+        .join(", ");
+    if name.eq_ignore_ascii_case("client_encoding") || name.eq_ignore_ascii_case("names") {
+        settings::normalize_client_encoding(&value).map_err(to_pg)?;
+        for v in values.iter_mut() {
+            *v = Expr::Value(ValueWithSpan::from(Value::SingleQuotedString(
+                "UTF8".into(),
+            )));
+        }
+        return Ok(());
+    }
+    match settings::check(&name, &value) {
+        SettingDecision::Allow(_) | SettingDecision::Pinned | SettingDecision::Tracked => Ok(()),
+        SettingDecision::Refuse(e) => Err(to_pg(e)),
+    }
+}
+
+fn name_of(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|p| match p {
+            sqlparser::ast::ObjectNamePart::Identifier(id) => fold(id),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn is_default(e: &Expr) -> bool {
+    matches!(e, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+}
+
+/// The text PostgreSQL would take as the setting's value.
+fn value_text(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+            Value::Number(n, _) => Some(n.to_string()),
+            Value::Boolean(b) => Some(b.to_string()),
+            _ => None,
+        },
+        Expr::Identifier(id) => Some(fold(id)),
+        Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::Minus,
+            expr,
+        } => value_text(expr).map(|v| format!("-{v}")),
+        _ => None,
+    }
+}
+
+fn to_pg(e: SettingError) -> PgError {
+    let mut err = PgError::error(e.sqlstate, e.message);
+    err.hint = e.hint;
+    err
+}
