@@ -58,25 +58,35 @@ pub struct PolicySet {
 }
 
 impl PolicySet {
-    /// The user's effective roles: the roles it is IN, closed over IN ROLE,
-    /// plus "public"; sorted and deduplicated. An unknown user has none (not
-    /// even PUBLIC), so that nothing is ever granted to a name no file declares.
+    /// The user's effective roles: the user itself (grants may name a user,
+    /// as in PostgreSQL), the roles it is IN closed over IN ROLE, and
+    /// "public"; sorted and deduplicated. An unknown user has none (not even
+    /// PUBLIC), so that nothing is ever granted to a name no file declares.
     pub fn effective_roles(&self, user: &str) -> Vec<String> {
-        let Some(user) = self.users.get(user) else {
+        if !self.users.contains_key(user) {
             return Vec::new();
-        };
+        }
+        self.held_roles(user).into_iter().collect()
+    }
+
+    /// The roles whose grants `name` (a role or a user) holds: itself, every
+    /// role it is IN directly or through others, and "public".
+    pub fn held_roles(&self, name: &str) -> BTreeSet<String> {
         let mut seen: BTreeSet<String> = BTreeSet::new();
-        seen.insert(PUBLIC.to_string());
-        let mut pending: Vec<&str> = user.in_roles.iter().map(String::as_str).collect();
+        let mut pending: Vec<&str> = vec![name];
         while let Some(name) = pending.pop() {
             if !seen.insert(name.to_string()) {
                 continue; // already expanded; also guards against cycles
             }
-            if let Some(role) = self.roles.get(name) {
-                pending.extend(role.in_roles.iter().map(String::as_str));
-            }
+            let in_roles = match (self.roles.get(name), self.users.get(name)) {
+                (Some(role), _) => &role.in_roles,
+                (None, Some(user)) => &user.in_roles,
+                (None, None) => continue,
+            };
+            pending.extend(in_roles.iter().map(String::as_str));
         }
-        seen.into_iter().collect()
+        seen.insert(PUBLIC.to_string());
+        seen
     }
 
     /// Whether some effective role of the user has BYPASSPOLICY.
@@ -139,17 +149,17 @@ mod tests {
     }
 
     #[test]
-    fn effective_roles_close_over_in_role_and_add_public() {
+    fn effective_roles_close_over_in_role_and_add_the_user_and_public() {
         let set = set();
         assert_eq!(
             set.effective_roles("alice"),
-            ["employee", "public", "sales_rep"]
+            ["alice", "employee", "public", "sales_rep"]
         );
         assert_eq!(
             set.effective_roles("dave"),
-            ["employee", "manager", "public", "sales_rep"]
+            ["dave", "employee", "manager", "public", "sales_rep"]
         );
-        assert_eq!(set.effective_roles("guest"), ["public"]);
+        assert_eq!(set.effective_roles("guest"), ["guest", "public"]);
         assert!(set.effective_roles("nobody").is_empty());
     }
 

@@ -450,17 +450,19 @@ fn effective_roles_and_bypass_policy() {
     );
     assert_eq!(
         set.effective_roles("alice"),
-        ["employee", "public", "sales_rep"]
+        ["alice", "employee", "public", "sales_rep"]
     );
+    // The user itself is one of its effective roles, so that a grant or a
+    // policy can name a user, as in PostgreSQL.
     assert_eq!(
         set.effective_roles("dave"),
-        ["employee", "manager", "public", "sales_rep"]
+        ["dave", "employee", "manager", "public", "sales_rep"]
     );
     assert_eq!(
         set.effective_roles("root"),
-        ["dba", "employee", "oncall", "public"]
+        ["dba", "employee", "oncall", "public", "root"]
     );
-    assert_eq!(set.effective_roles("nobody"), ["public"]);
+    assert_eq!(set.effective_roles("nobody"), ["nobody", "public"]);
     assert!(set.effective_roles("stranger").is_empty());
     assert!(set.bypass_policy("root"));
     assert!(!set.bypass_policy("dave"));
@@ -570,7 +572,7 @@ fn multi_file_sets_are_read_in_lexical_order_with_forward_references() {
     };
     assert_eq!(
         set.effective_roles("alice"),
-        ["employee", "public", "sales_rep"]
+        ["alice", "employee", "public", "sales_rep"]
     );
     assert_eq!(role(&set, "employee").location.file, d.join("30_base.sql"));
 }
@@ -678,11 +680,11 @@ fn the_demo_policy_set_loads() {
     };
     assert_eq!(
         set.effective_roles("alice"),
-        ["employee", "public", "sales_rep"]
+        ["alice", "employee", "public", "sales_rep"]
     );
     assert_eq!(
         set.effective_roles("dave"),
-        ["employee", "manager", "public"]
+        ["dave", "employee", "manager", "public"]
     );
     for name in ["alice", "bob", "carol", "dave", "eve"] {
         assert!(user(&set, name).verifier.is_some(), "{name}");
