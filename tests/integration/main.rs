@@ -1,17 +1,21 @@
 //! Integration tests against a real PostgreSQL: one binary, one throwaway
 //! cluster for all of them (see `harness`), a fresh database per test.
 
+mod auth;
 mod cancel;
 mod catalog_snapshot;
 mod clients_jdbc;
 mod clients_node;
+mod clients_python;
 mod clients_rust;
 mod cluster;
 mod demo_data;
 mod faults;
 mod harness;
 mod pool;
+mod protocol;
 mod psql;
 mod shutdown;
 mod smoke;
 mod streaming;
+mod tls;
