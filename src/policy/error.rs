@@ -57,6 +57,14 @@ pub enum PolicyErrorKind {
     Cycle,
     /// A password or SCRAM verifier that cannot be used.
     Password,
+    /// A policy whose roles hold no grant for its command on its table.
+    NoGrant,
+    /// `@{name}` of a global that no file declares and is not built in, or
+    /// `@{name.attr}` of a column its query does not return.
+    UnknownGlobal,
+    /// A reference in a shape its global does not have (`@{login_id.x}`,
+    /// `@{claims}`, no attribute for a global of several columns).
+    InvalidReference,
 }
 
 impl PolicyErrorKind {
@@ -70,6 +78,9 @@ impl PolicyErrorKind {
             PolicyErrorKind::UnknownRole => "unknown_role",
             PolicyErrorKind::Cycle => "cycle",
             PolicyErrorKind::Password => "password",
+            PolicyErrorKind::NoGrant => "no_grant",
+            PolicyErrorKind::UnknownGlobal => "unknown_global",
+            PolicyErrorKind::InvalidReference => "invalid_reference",
         }
     }
 }

@@ -1,25 +1,30 @@
-//! Policy files: reading a set of `.sql` files into roles and users (and,
-//! later, globals, grants and policies).
+//! Policy files: reading a set of `.sql` files into roles, users, grants,
+//! row policies and globals (PRODUCT.md §3), parsed and checked but not yet
+//! enforced.
 //!
 //! The pipeline, one file job each: `files` (glob, read, order) → `lexer`
-//! (statements with positions) → `parser` (one statement into `ast`) →
-//! `build` (whole-set checks into `model`). This module owns only the
+//! (statements with positions) → `parser` (one statement into `ast`, with
+//! `embedded` turning USING / WITH CHECK / global queries and their
+//! `@{global}` references into sqlparser trees) → `build` (whole-set checks
+//! into `model`, plus `warning`s). This module owns only the
 //! pipeline and its public face. Loading never stops at the first problem:
 //! it reports every error it can, each at `file:line:column`. A policy set
 //! that has any error is never returned, not even in part.
 
 mod ast;
 mod build;
+mod embedded;
 pub mod error;
 mod files;
 mod lexer;
 pub mod model;
 mod parser;
+mod warning;
 
 use std::path::Path;
 
 pub use error::{Location, PolicyError, PolicyErrorKind};
-pub use model::{PUBLIC, PolicySet, Role, User};
+pub use model::{PUBLIC, PolicySet, PolicyWarning, PolicyWarningKind, Role, User};
 
 impl PolicySet {
     /// Loads every file matched by `patterns`, in lexical order of path, as

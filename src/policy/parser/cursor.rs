@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use sqlparser::tokenizer::{Location as SqlLocation, Token, TokenWithSpan};
+use sqlparser::tokenizer::{Location as SqlLocation, Token, TokenWithSpan, Word};
 
 use crate::policy::ast::Name;
 use crate::policy::error::{Location, PolicyError, PolicyErrorKind};
@@ -101,6 +101,14 @@ const RESERVED_KEYWORDS: &[&str] = &[
     "with",
 ];
 
+/// The tokens between a pair of parentheses.
+#[derive(Debug, Clone)]
+pub struct Group<'a> {
+    pub tokens: &'a [TokenWithSpan],
+    /// Where the closing `)` is: an error at the end of the group points here.
+    pub close: Location,
+}
+
 pub struct Cursor<'a> {
     file: &'a Path,
     tokens: &'a [TokenWithSpan],
@@ -142,6 +150,63 @@ impl<'a> Cursor<'a> {
     /// own parser (an expression in `USING (…)`, a query after `AS`).
     pub fn rest(&self) -> &'a [TokenWithSpan] {
         self.tokens.get(self.pos..).unwrap_or(&[])
+    }
+
+    /// Consumes every token not consumed yet and returns them.
+    pub fn take_rest(&mut self) -> &'a [TokenWithSpan] {
+        let rest = self.rest();
+        self.pos = self.tokens.len();
+        rest
+    }
+
+    pub fn file(&self) -> &'a Path {
+        self.file
+    }
+
+    /// Where the statement ends (its `;`, or just past its last token), and
+    /// how an error says "found" there.
+    pub fn end(&self) -> (Location, &'static str) {
+        let found = if self.terminated {
+            "end of statement"
+        } else {
+            "end of file"
+        };
+        (Location::from_sql(self.file, self.end), found)
+    }
+
+    /// `( … )`: consumes a parenthesized group and returns the tokens inside
+    /// it (nested parentheses included) with where its
+    /// `)` is. `what` names the group for "expected" messages.
+    pub fn expect_parenthesized(&mut self, what: &str) -> Result<Group<'a>, PolicyError> {
+        let Some(open) = self.peek().filter(|t| t.token == Token::LParen) else {
+            return Err(self.expected(&format!("\"(\" to open {what}")));
+        };
+        let open_location = self.location_of(open);
+        let start = self.pos + 1;
+        let mut depth = 0usize;
+        for (offset, token) in self.rest().iter().enumerate() {
+            match token.token {
+                Token::LParen => depth += 1,
+                Token::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        let close = self.pos + offset;
+                        let group = Group {
+                            tokens: &self.tokens[start..close],
+                            close: self.location_of(token),
+                        };
+                        self.pos = close + 1;
+                        return Ok(group);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Err(PolicyError::at(
+            open_location,
+            PolicyErrorKind::Syntax,
+            format!("unbalanced parentheses: the \"(\" that opens {what} is never closed"),
+        ))
     }
 
     /// Where the next token starts, or where the statement ends.
@@ -227,42 +292,9 @@ impl<'a> Cursor<'a> {
         let Token::Word(word) = &token.token else {
             return Err(self.expected(what));
         };
-        let location = self.location_of(token);
-        let value = if word.quote_style.is_some() {
-            if word.value.is_empty() {
-                return Err(PolicyError::at(
-                    location,
-                    PolicyErrorKind::Syntax,
-                    "zero-length delimited identifier",
-                ));
-            }
-            word.value.clone()
-        } else {
-            // PostgreSQL folds only ASCII letters in a UTF-8 database
-            // (downcase_identifier), so "Ärger" stays "Ärger" unquoted too.
-            let folded = word.value.to_ascii_lowercase();
-            if RESERVED_KEYWORDS.contains(&folded.as_str()) {
-                return Err(PolicyError::at(
-                    location,
-                    PolicyErrorKind::Syntax,
-                    format!(
-                        "expected {what}, found reserved keyword {} \
-                         (write \"{folded}\" in double quotes to use it as a name)",
-                        word.value
-                    ),
-                ));
-            }
-            folded
-        };
-        if value.len() > MAX_IDENTIFIER_BYTES {
-            return Err(PolicyError::at(
-                location,
-                PolicyErrorKind::InvalidName,
-                format!("identifier \"{value}\" is longer than {MAX_IDENTIFIER_BYTES} bytes"),
-            ));
-        }
+        let name = fold_identifier(word, self.location_of(token), what)?;
         self.pos += 1;
-        Ok(Name { value, location })
+        Ok(name)
     }
 
     /// `name [, name …]`
@@ -273,6 +305,46 @@ impl<'a> Cursor<'a> {
         }
         Ok(names)
     }
+}
+
+/// One identifier by PostgreSQL's rules: an unquoted word folds to lower
+/// case and must not be a reserved keyword; a quoted one is kept as written
+/// and must not be empty; neither may exceed 63 bytes.
+pub fn fold_identifier(word: &Word, location: Location, what: &str) -> Result<Name, PolicyError> {
+    let value = if word.quote_style.is_some() {
+        if word.value.is_empty() {
+            return Err(PolicyError::at(
+                location,
+                PolicyErrorKind::Syntax,
+                "zero-length delimited identifier",
+            ));
+        }
+        word.value.clone()
+    } else {
+        // PostgreSQL folds only ASCII letters in a UTF-8 database
+        // (downcase_identifier), so "Ärger" stays "Ärger" unquoted too.
+        let folded = word.value.to_ascii_lowercase();
+        if RESERVED_KEYWORDS.contains(&folded.as_str()) {
+            return Err(PolicyError::at(
+                location,
+                PolicyErrorKind::Syntax,
+                format!(
+                    "expected {what}, found reserved keyword {} \
+                     (write \"{folded}\" in double quotes to use it as a name)",
+                    word.value
+                ),
+            ));
+        }
+        folded
+    };
+    if value.len() > MAX_IDENTIFIER_BYTES {
+        return Err(PolicyError::at(
+            location,
+            PolicyErrorKind::InvalidName,
+            format!("identifier \"{value}\" is longer than {MAX_IDENTIFIER_BYTES} bytes"),
+        ));
+    }
+    Ok(Name { value, location })
 }
 
 /// Whether `token` is `keyword`: an unquoted word, compared ignoring ASCII case.

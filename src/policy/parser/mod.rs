@@ -6,6 +6,10 @@
 //! files; that is the model builder's job once the whole set is read.
 
 mod cursor;
+mod global;
+mod grant;
+mod names;
+mod policy;
 mod role;
 
 use std::path::Path;
@@ -16,7 +20,10 @@ use super::ast::Statement;
 use super::error::{PolicyError, PolicyErrorKind};
 use super::lexer::RawStatement;
 
-pub use cursor::Cursor;
+pub use cursor::{Cursor, describe, fold_identifier};
+
+/// The statements this version loads, for messages.
+const LOADED: &str = "CREATE ROLE, CREATE USER, GRANT, CREATE POLICY and CREATE GLOBAL";
 
 /// Parses one statement that the lexer split off.
 pub fn parse_statement(file: &Path, raw: &RawStatement) -> Result<Statement, PolicyError> {
@@ -32,12 +39,26 @@ pub fn parse_statement(file: &Path, raw: &RawStatement) -> Result<Statement, Pol
             cursor.advance();
             return role::parse_create_user(&mut cursor).map(Statement::CreateUser);
         }
+        if cursor.is_keyword_at(1, "POLICY") {
+            cursor.advance();
+            cursor.advance();
+            return policy::parse_create_policy(&mut cursor)
+                .map(|create| Statement::CreatePolicy(Box::new(create)));
+        }
+        if cursor.is_keyword_at(1, "GLOBAL") {
+            cursor.advance();
+            cursor.advance();
+            return global::parse_create_global(&mut cursor).map(Statement::CreateGlobal);
+        }
+    }
+    if cursor.eat_keyword("GRANT") {
+        return grant::parse_grant(&mut cursor).map(Statement::Grant);
     }
     Err(unsupported(&cursor))
 }
 
-/// Every statement this version does not load yet (GRANT, CREATE POLICY,
-/// CREATE GLOBAL …) is refused by name at its first token, so that a policy
+/// Every statement this version does not load (REVOKE, CREATE PERMISSION
+/// BITS, DDL …) is refused by name at its first token, so that a policy
 /// set written for a later version fails loudly instead of loading partly.
 fn unsupported(cursor: &Cursor<'_>) -> PolicyError {
     let head: Vec<String> = cursor
@@ -52,7 +73,7 @@ fn unsupported(cursor: &Cursor<'_>) -> PolicyError {
     // Show the keywords that name the statement kind: one word for GRANT,
     // two for CREATE POLICY, three for CREATE PERMISSION BITS.
     let words = match head.first().map(String::as_str) {
-        None => return cursor.expected("a statement (CREATE ROLE or CREATE USER)"),
+        None => return cursor.expected(&format!("a statement ({LOADED})")),
         Some("CREATE" | "ALTER" | "DROP") if head.get(1).is_some_and(|w| w == "PERMISSION") => 3,
         Some("CREATE" | "ALTER" | "DROP" | "COMMENT") => 2,
         Some(_) => 1,
@@ -66,8 +87,6 @@ fn unsupported(cursor: &Cursor<'_>) -> PolicyError {
     PolicyError::at(
         cursor.location(),
         PolicyErrorKind::Unsupported,
-        format!(
-            "statement not supported yet: {name} (this version loads CREATE ROLE and CREATE USER)"
-        ),
+        format!("statement not supported yet: {name} (this version loads {LOADED})"),
     )
 }

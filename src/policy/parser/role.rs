@@ -177,7 +177,7 @@ fn check_reserved(name: &Name) -> Result<(), PolicyError> {
 }
 
 /// Records an option, refusing it the second time as PostgreSQL does.
-fn set_once<T>(
+pub(super) fn set_once<T>(
     slot: &mut Option<T>,
     value: T,
     option: &str,

@@ -3,6 +3,10 @@
 
 mod demo;
 mod files;
+mod globals;
+mod grants;
+mod policies;
+mod references;
 mod roles;
 
 use std::path::Path;

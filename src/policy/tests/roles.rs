@@ -221,35 +221,35 @@ fn errors_never_quote_a_password() {
 fn other_statements_are_not_supported_yet() {
     let all = errors(
         "CREATE ROLE a;\n\
-         GRANT SELECT ON t TO a;\n\
-         \tCREATE POLICY p ON t USING (x = @{current_employee.id});\n\
-         CREATE GLOBAL g AS SELECT 1;\n\
-         CREATE PERMISSION BITS ON t (owner = o);\n\
+         REVOKE SELECT ON t FROM a;\n\
+         \tCREATE PERMISSION BITS ON t (owner = o);\n\
          create table t (id int);\n\
+         ALTER ROLE a IN ROLE b;\n\
          SELECT 1;",
     );
-    let suffix = " (this version loads CREATE ROLE and CREATE USER)";
+    let suffix =
+        " (this version loads CREATE ROLE, CREATE USER, GRANT, CREATE POLICY and CREATE GLOBAL)";
     assert_eq!(
         all,
         [
-            "t.sql:2:1: statement not supported yet: GRANT",
-            "t.sql:3:2: statement not supported yet: CREATE POLICY",
-            "t.sql:4:1: statement not supported yet: CREATE GLOBAL",
-            "t.sql:5:1: statement not supported yet: CREATE PERMISSION BITS",
-            "t.sql:6:1: statement not supported yet: CREATE TABLE",
-            "t.sql:7:1: statement not supported yet: SELECT",
+            "t.sql:2:1: statement not supported yet: REVOKE",
+            "t.sql:3:2: statement not supported yet: CREATE PERMISSION BITS",
+            "t.sql:4:1: statement not supported yet: CREATE TABLE",
+            "t.sql:5:1: statement not supported yet: ALTER ROLE",
+            "t.sql:6:1: statement not supported yet: SELECT",
         ]
         .map(|e| format!("{e}{suffix}"))
     );
     assert_eq!(
         one_error("(1);"),
-        "t.sql:1:1: expected a statement (CREATE ROLE or CREATE USER), found \"(\""
+        "t.sql:1:1: expected a statement (CREATE ROLE, CREATE USER, GRANT, CREATE POLICY and \
+         CREATE GLOBAL), found \"(\""
     );
 }
 
 #[test]
 fn unsupported_statements_are_kind_unsupported() {
-    match PolicySet::parse_str(Path::new("t.sql"), "GRANT x TO y;", ITERATIONS) {
+    match PolicySet::parse_str(Path::new("t.sql"), "REVOKE x FROM y;", ITERATIONS) {
         Err(errors) => assert_eq!(errors[0].kind, PolicyErrorKind::Unsupported),
         Ok(set) => panic!("loaded {set:?}"),
     }
@@ -374,15 +374,15 @@ fn every_error_of_a_file_is_reported() {
     let all = errors(
         "CREATE ROLE a LOGIN;\n\
          CREATE ROLE b IN ROLE missing;\n\
-         GRANT x TO y;\n\
+         REVOKE x FROM y;\n\
          CREATE ROLE b;",
     );
     assert_eq!(
         all,
         [
             "t.sql:1:15: expected IN ROLE, BYPASSPOLICY or end of statement, found LOGIN",
-            "t.sql:3:1: statement not supported yet: GRANT (this version loads CREATE ROLE \
-             and CREATE USER)",
+            "t.sql:3:1: statement not supported yet: REVOKE (this version loads CREATE ROLE, \
+             CREATE USER, GRANT, CREATE POLICY and CREATE GLOBAL)",
             "t.sql:4:13: role \"b\" is already declared as a role at t.sql:2:13",
             "t.sql:2:23: role \"missing\" does not exist",
         ]
@@ -404,12 +404,12 @@ fn effective_roles_and_bypass_policy() {
          CREATE USER root IN ROLE oncall, employee;
          CREATE USER nobody;",
     );
+    // The user itself is one of its effective roles, so that a grant or a
+    // policy can name a user, as in PostgreSQL.
     assert_eq!(
         set.effective_roles("alice"),
         ["alice", "employee", "public", "sales_rep"]
     );
-    // The user itself is one of its effective roles, so that a grant or a
-    // policy can name a user, as in PostgreSQL.
     assert_eq!(
         set.effective_roles("dave"),
         ["dave", "employee", "manager", "public", "sales_rep"]

@@ -1,17 +1,31 @@
-//! The loaded policy set: roles, users, and the questions the rest of pgward
-//! asks about them.
+//! The loaded policy set: roles, users, grants, policies and globals, and
+//! the questions the rest of pgward asks about them.
 //!
-//! Owns membership semantics (closure over IN ROLE, PUBLIC, BYPASSPOLICY
-//! inheritance). Holds only validated data: every role named in an `in_roles`
-//! list exists and membership has no cycles. Never prints a verifier through
-//! `Debug`: it is enough for an offline guessing attack on the password.
+//! Owns membership semantics (closure over IN ROLE, the user itself, PUBLIC,
+//! BYPASSPOLICY inheritance); table access lives in `access`, routine grants
+//! in `function`, globals in `global`. Holds only validated data: every role
+//! named anywhere exists, membership and globals have no cycles, every
+//! `@{…}` names a global. Never prints a verifier through `Debug`: it is
+//! enough for an offline guessing attack on the password.
+
+mod access;
+mod function;
+mod global;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::auth::scram::ScramVerifier;
 
+pub use super::embedded::{GlobalRef, WithGlobals};
 use super::error::Location;
+pub use super::warning::{PolicyWarning, PolicyWarningKind};
+pub use access::{
+    ColumnSet, Command, GrantedTables, Grants, Policy, PolicyCommand, PolicyKind, QualifiedName,
+    TableGrant, TableRules, quote_ident,
+};
+pub use function::{FunctionGrant, RoutineKind, RoutineTarget};
+pub use global::{BUILTIN_GLOBALS, CLAIMS, Global, GlobalBody, Script, is_builtin};
 
 /// The role every user is a member of, as in PostgreSQL.
 pub const PUBLIC: &str = "public";
@@ -55,13 +69,30 @@ impl fmt::Debug for User {
 pub struct PolicySet {
     pub roles: BTreeMap<String, Role>,
     pub users: BTreeMap<String, User>,
+    /// Grants and policies per table, keyed by the name as written.
+    pub tables: BTreeMap<QualifiedName, TableRules>,
+    /// `GRANT … ON ALL TABLES IN SCHEMA s`, per schema: they apply to every
+    /// table and view of the schema once the catalog is known.
+    pub schema_grants: BTreeMap<String, Grants>,
+    /// Every table grant as written, with positions, for diagnostics.
+    pub table_grants: Vec<TableGrant>,
+    /// `GRANT EXECUTE`, in declaration order.
+    pub functions: Vec<FunctionGrant>,
+    /// Declared globals (built-ins are not listed unless redefined).
+    pub globals: BTreeMap<String, Global>,
+    /// The declared globals in an order in which each comes after every
+    /// global its query references: the order to evaluate them in.
+    pub global_order: Vec<String>,
+    /// What loaded but looks wrong; see [`PolicyWarning`].
+    pub warnings: Vec<PolicyWarning>,
 }
 
 impl PolicySet {
-    /// The user's effective roles: the user itself (grants may name a user,
-    /// as in PostgreSQL), the roles it is IN closed over IN ROLE, and
-    /// "public"; sorted and deduplicated. An unknown user has none (not even
-    /// PUBLIC), so that nothing is ever granted to a name no file declares.
+    /// The user's effective roles: the user itself (grants and policies may
+    /// name a user, as in PostgreSQL), the roles it is IN closed over IN
+    /// ROLE, and "public"; sorted and deduplicated. An unknown user has none
+    /// (not even PUBLIC), so that nothing is ever granted to a name no file
+    /// declares.
     pub fn effective_roles(&self, user: &str) -> Vec<String> {
         if !self.users.contains_key(user) {
             return Vec::new();
@@ -87,6 +118,26 @@ impl PolicySet {
         }
         seen.insert(PUBLIC.to_string());
         seen
+    }
+
+    /// The grants and policies written for a table name (as written).
+    pub fn table(&self, name: &QualifiedName) -> Option<&TableRules> {
+        self.tables.get(name)
+    }
+
+    /// The globals to evaluate for a session with these effective roles, in
+    /// evaluation order.
+    pub fn globals_for(&self, effective_roles: &[String]) -> Vec<&Global> {
+        self.global_order
+            .iter()
+            .filter_map(|name| self.globals.get(name))
+            .filter(|global| global.applies_to(effective_roles))
+            .collect()
+    }
+
+    /// Whether `name` is a global a session can have: declared, or built in.
+    pub fn has_global(&self, name: &str) -> bool {
+        self.globals.contains_key(name) || is_builtin(name)
     }
 
     /// Whether some effective role of the user has BYPASSPOLICY.
@@ -145,6 +196,7 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            ..PolicySet::default()
         }
     }
 

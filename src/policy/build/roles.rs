@@ -1,23 +1,21 @@
-//! Turns parsed statements from every file of a set into a validated
-//! [`PolicySet`].
-//!
-//! Owns the checks that need the whole set: duplicate names (roles and users
-//! share one namespace, as in PostgreSQL), IN ROLE references (which may point
-//! forward to a later file), membership cycles, and hashing plain-text
+//! Whole-set checks of roles and users: duplicate names (roles and users
+//! share one namespace, as in PostgreSQL), IN ROLE references (which may
+//! point forward to a later file), membership cycles, and hashing plain-text
 //! passwords. Never logs a password; the warning for a plain-text one names
 //! only the place and the user.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::auth::scram::ScramVerifier;
 
-use super::ast::{CreateRole, CreateUser, Name, Password, Statement};
-use super::error::{PolicyError, PolicyErrorKind};
-use super::model::{PolicySet, Role, User};
+use super::Builder;
+use crate::policy::ast::{CreateRole, CreateUser, Name, Password};
+use crate::policy::error::{PolicyError, PolicyErrorKind};
+use crate::policy::model::{Role, User};
 
 /// A declared role or user, with the IN ROLE names still carrying their
 /// positions for error messages.
-enum Declared {
+pub enum Declared {
     Role { role: Role, in_roles: Vec<Name> },
     User { user: User, in_roles: Vec<Name> },
 }
@@ -30,38 +28,8 @@ impl Declared {
     }
 }
 
-pub struct Builder {
-    scram_iterations: u32,
-    /// In declaration order, so that errors come out in file order.
-    declared: Vec<Declared>,
-    by_name: HashMap<String, usize>,
-    errors: Vec<PolicyError>,
-}
-
 impl Builder {
-    pub fn new(scram_iterations: u32) -> Self {
-        Builder {
-            scram_iterations,
-            declared: Vec::new(),
-            by_name: HashMap::new(),
-            errors: Vec::new(),
-        }
-    }
-
-    /// Records an error found while reading or parsing, so that one load
-    /// reports every problem it can.
-    pub fn error(&mut self, error: PolicyError) {
-        self.errors.push(error);
-    }
-
-    pub fn add(&mut self, statement: Statement) {
-        match statement {
-            Statement::CreateRole(create) => self.add_role(create),
-            Statement::CreateUser(create) => self.add_user(create),
-        }
-    }
-
-    fn add_role(&mut self, create: CreateRole) {
+    pub(super) fn add_role(&mut self, create: CreateRole) {
         if !self.claim(&create.name, "role") {
             return;
         }
@@ -77,7 +45,7 @@ impl Builder {
         });
     }
 
-    fn add_user(&mut self, create: CreateUser) {
+    pub(super) fn add_user(&mut self, create: CreateUser) {
         if !self.claim(&create.name, "user") {
             return;
         }
@@ -130,17 +98,15 @@ impl Builder {
         true
     }
 
-    /// Resolves IN ROLE references and checks membership, then returns the
-    /// set, or every error found since the builder was created.
-    pub fn finish(mut self) -> Result<PolicySet, Vec<PolicyError>> {
+    /// Resolves IN ROLE references and checks membership; returns the
+    /// roles and users (also when there were errors, so that later checks
+    /// can still run and report theirs).
+    pub(super) fn finish_roles(&mut self) -> (BTreeMap<String, Role>, BTreeMap<String, User>) {
         self.check_references();
         self.check_cycles();
-        if !self.errors.is_empty() {
-            return Err(self.errors);
-        }
         let mut roles = BTreeMap::new();
         let mut users = BTreeMap::new();
-        for declared in self.declared {
+        for declared in std::mem::take(&mut self.declared) {
             match declared {
                 Declared::Role { role, .. } => {
                     roles.insert(role.name.clone(), role);
@@ -150,7 +116,7 @@ impl Builder {
                 }
             }
         }
-        Ok(PolicySet { roles, users })
+        (roles, users)
     }
 
     fn check_references(&mut self) {
