@@ -8,10 +8,13 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::catalog::CatalogHandle;
 use crate::config::Config;
 use crate::policy::PolicySet;
 use crate::session::{self, Shared, tls::ServerTls};
+use crate::statement::cache::RewriteCache;
 use crate::upstream;
+use crate::upstream::control::Control;
 use crate::upstream::pool::Pool;
 
 /// A proxy ready to serve: what every session shares, and the switch that
@@ -36,13 +39,26 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let upstream_tls = upstream::tls::client_config(&config.upstream)?;
     let control = upstream::control::connect(&config.upstream, upstream_tls.as_ref()).await?;
     upstream::control::check_service_identity(&control, &config.upstream).await?;
+    let catalog = Arc::new(
+        CatalogHandle::load(&control)
+            .await
+            .context("cannot read the upstream catalog")?,
+    );
+    let control = Arc::new(Control::new(
+        config.upstream.clone(),
+        upstream_tls.clone(),
+        control,
+    ));
     let connections = Arc::new(Semaphore::new(config.server.max_connections));
     let pool = Pool::new(config.upstream.clone(), upstream_tls.clone());
     let (shutdown, shutdown_rx) = watch::channel(false);
     Ok(Prepared {
         shared: Arc::new(Shared {
             config,
-            policies,
+            policies: Arc::new(policies),
+            catalog,
+            control,
+            rewrite_cache: Arc::new(RewriteCache::new(10_000)),
             server_tls,
             upstream_tls,
             cancels: Default::default(),

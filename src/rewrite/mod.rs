@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod catalog_rules;
+pub mod literals;
 pub mod secure;
 pub mod set;
 pub mod verify;
@@ -39,9 +40,23 @@ pub struct Rewritten {
     pub expected: Vec<String>,
 }
 
+/// The SQL to forward, and what it changes in the session pgward tracks.
+#[derive(Debug)]
+pub struct Secured {
+    pub sql: String,
+    /// A new search_path, as written (`$user` unexpanded): `Some(None)`
+    /// for a reset to the default.
+    pub search_path: Option<Option<Vec<String>>>,
+}
+
 /// Rewrites, prints and verifies every statement of a text; the result is
 /// the SQL to forward. `single`: at most one statement (a Parse message).
 pub fn secure_text(sql: &str, single: bool, ctx: &Context<'_>) -> Result<String, PgError> {
+    secure_text_tracked(sql, single, ctx).map(|s| s.sql)
+}
+
+/// [`secure_text`], also reporting search_path changes.
+pub fn secure_text_tracked(sql: &str, single: bool, ctx: &Context<'_>) -> Result<Secured, PgError> {
     let statements =
         sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, sql)
             .map_err(crate::statement::parse_error)?;
@@ -52,7 +67,11 @@ pub fn secure_text(sql: &str, single: bool, ctx: &Context<'_>) -> Result<String,
         ));
     }
     let mut printed = Vec::with_capacity(statements.len());
+    let mut search_path = None;
     for statement in statements {
+        if let Some(change) = set::search_path_change(&statement) {
+            search_path = Some(change);
+        }
         let rewritten = rewrite(statement, ctx)?;
         let text = rewritten.statement.to_string();
         verify::verify_statement(&text, &rewritten.statement, &rewritten.expected)?;
@@ -76,7 +95,10 @@ pub fn secure_text(sql: &str, single: bool, ctx: &Context<'_>) -> Result<String,
             "pgward could not verify this statement",
         ));
     }
-    Ok(joined)
+    Ok(Secured {
+        sql: joined,
+        search_path,
+    })
 }
 
 /// Rewrites one statement, or refuses it.
@@ -151,6 +173,7 @@ pub fn rewrite(mut statement: Statement, ctx: &Context<'_>) -> Result<Rewritten,
         other => classify_other(other)?,
     }
     replace_identity(&mut statement, ctx.access.login());
+    literals::protect(&mut statement)?;
     Ok(Rewritten {
         statement,
         expected: securer.expected,
@@ -201,6 +224,8 @@ fn classify_other(statement: &mut Statement) -> Result<(), PgError> {
         | S::Discard { .. }
         | S::ShowVariable { .. }
         | S::ShowVariables { .. } => Ok(()),
+        // Pools send it on reset; it only stops this session's listening.
+        S::UNLISTEN { channel } if channel.quote_style.is_none() && channel.value == "*" => Ok(()),
         S::Set(set) => set::check_set(set),
         S::Reset(r) => set::check_reset(&r.reset),
         other => Err(refused(&statement_kind(other))),
@@ -221,34 +246,29 @@ pub fn statement_kind(statement: &Statement) -> String {
 }
 
 /// `current_user`, `session_user`, `current_role` and `user` read as the
-/// login (semantics 11).
+/// login (semantics 11). As the role argument of the privilege functions
+/// (`has_table_privilege(current_user, …)`) they stay the upstream role:
+/// the login is no role there.
 fn replace_identity(statement: &mut Statement, login: &str) {
     struct Identity<'a>(&'a str);
     impl VisitorMut for Identity<'_> {
         type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Function(f) = expr
+                && is_privilege_function(&f.name)
+                && let sqlparser::ast::FunctionArguments::List(list) = &mut f.args
+                && let Some(sqlparser::ast::FunctionArg::Unnamed(
+                    sqlparser::ast::FunctionArgExpr::Expr(first),
+                )) = list.args.first_mut()
+                && is_identity(first)
+            {
+                *first = upstream_current_user();
+            }
+            ControlFlow::Continue(())
+        }
+
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-            let is_identity = match expr {
-                // Reserved keywords in PostgreSQL: never a column name unquoted.
-                Expr::Identifier(id) => {
-                    id.quote_style.is_none()
-                        && matches!(
-                            id.value.to_lowercase().as_str(),
-                            "current_user" | "session_user" | "current_role" | "user"
-                        )
-                }
-                Expr::Function(f) => {
-                    matches!(f.args, sqlparser::ast::FunctionArguments::None)
-                        && f.name.0.len() <= 2
-                        && f.name.0.last().is_some_and(|p| {
-                            matches!(p, sqlparser::ast::ObjectNamePart::Identifier(id)
-                                if id.quote_style.is_none()
-                                && matches!(id.value.to_lowercase().as_str(),
-                                    "current_user" | "session_user" | "current_role" | "user"))
-                        })
-                }
-                _ => false,
-            };
-            if is_identity {
+            if is_identity(expr) {
                 *expr = Expr::Cast {
                     kind: sqlparser::ast::CastKind::DoubleColon,
                     expr: Box::new(Expr::Value(ValueWithSpan::from(Value::SingleQuotedString(
@@ -270,8 +290,58 @@ fn replace_identity(statement: &mut Statement, login: &str) {
     let _ = statement.visit(&mut Identity(login));
 }
 
-#[cfg(test)]
-mod tests;
+const IDENTITY: [&str; 4] = ["current_user", "session_user", "current_role", "user"];
+
+/// An identity keyword: `current_user`, `session_user`, `current_role`,
+/// `user` (reserved in PostgreSQL: never a column name unquoted).
+fn is_identity(expr: &Expr) -> bool {
+    let keyword = |id: &sqlparser::ast::Ident| {
+        id.quote_style.is_none() && IDENTITY.contains(&id.value.to_lowercase().as_str())
+    };
+    match expr {
+        Expr::Identifier(id) => keyword(id),
+        Expr::Function(f) => {
+            matches!(f.args, sqlparser::ast::FunctionArguments::None)
+                && f.name.0.len() <= 2
+                && f.name.0.last().is_some_and(
+                    |p| matches!(p, sqlparser::ast::ObjectNamePart::Identifier(id) if keyword(id)),
+                )
+        }
+        _ => false,
+    }
+}
+
+fn is_privilege_function(name: &sqlparser::ast::ObjectName) -> bool {
+    name.0.last().is_some_and(|p| match p {
+        sqlparser::ast::ObjectNamePart::Identifier(id) => {
+            let n = id.value.to_lowercase();
+            (n.starts_with("has_") && n.ends_with("_privilege")) || n == "pg_has_role"
+        }
+        _ => false,
+    })
+}
+
+/// `pg_catalog."current_user"()`: the upstream role, spelled so that the
+/// identity rewrite leaves it alone.
+fn upstream_current_user() -> Expr {
+    Expr::Function(sqlparser::ast::Function {
+        name: sqlparser::ast::ObjectName::from(vec![
+            sqlparser::ast::Ident::new("pg_catalog"),
+            sqlparser::ast::Ident::with_quote('"', "current_user"),
+        ]),
+        uses_odbc_syntax: false,
+        parameters: sqlparser::ast::FunctionArguments::None,
+        args: sqlparser::ast::FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: Vec::new(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
+}
 
 fn refused(what: &str) -> PgError {
     PgError::error(

@@ -59,8 +59,15 @@ pub fn check_reset(reset: &Reset) -> Result<(), PgError> {
     }
 }
 
-fn check_assignment(variable: &ObjectName, values: &mut [Expr]) -> Result<(), PgError> {
+fn check_assignment(variable: &ObjectName, values: &mut Vec<Expr>) -> Result<(), PgError> {
     let name = name_of(variable);
+    if name == "search_path" {
+        // pgward tracks the client's search_path and forwards every name
+        // qualified; the upstream keeps its own, so that names inside
+        // policy expressions cannot be captured.
+        *values = vec![Expr::Identifier(Ident::new("DEFAULT"))];
+        return Ok(());
+    }
     if values.len() == 1 && is_default(&values[0]) {
         settings::check_reset(&name).map_err(to_pg)?;
         return Ok(());
@@ -128,4 +135,48 @@ fn to_pg(e: SettingError) -> PgError {
     let mut err = PgError::error(e.sqlstate, e.message);
     err.hint = e.hint;
     err
+}
+
+/// How a statement changes the search_path pgward resolves names with:
+/// `Some(Some(list))` for a new list as written, `Some(None)` for a reset.
+pub fn search_path_change(statement: &sqlparser::ast::Statement) -> Option<Option<Vec<String>>> {
+    use sqlparser::ast::Statement as S;
+    match statement {
+        S::Set(Set::SingleAssignment {
+            variable, values, ..
+        }) if name_of(variable) == "search_path" => {
+            if values.len() == 1 && is_default(&values[0]) {
+                return Some(None);
+            }
+            let mut list = Vec::new();
+            for v in values {
+                if let Expr::Identifier(id) = v {
+                    list.push(fold(id));
+                    continue;
+                }
+                let text = value_text(v)?;
+                // A single string may itself hold a list: '"$user", public'.
+                for part in text.split(',') {
+                    let part = part.trim();
+                    let part = part
+                        .strip_prefix('"')
+                        .and_then(|p| p.strip_suffix('"'))
+                        .map_or_else(|| part.to_lowercase(), str::to_string);
+                    if !part.is_empty() {
+                        list.push(part);
+                    }
+                }
+            }
+            Some(Some(list))
+        }
+        S::Reset(r) => match &r.reset {
+            Reset::ALL => Some(None),
+            Reset::ConfigurationParameter(n) if name_of(n) == "search_path" => Some(None),
+            _ => None,
+        },
+        S::Discard {
+            object_type: sqlparser::ast::DiscardObject::ALL,
+        } => Some(None),
+        _ => None,
+    }
 }

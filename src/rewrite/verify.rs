@@ -41,8 +41,7 @@ pub fn verify_statement(
             expected_kind(statement)
         )));
     }
-    let dump = format!("{node:?}");
-    let mut found = range_vars(&dump)?;
+    let mut found = relations(&parsed)?;
     let mut wanted: Vec<String> = expected.to_vec();
     found.sort();
     wanted.sort();
@@ -79,6 +78,7 @@ fn node_kind(node: &pg_query::NodeEnum) -> &'static str {
         N::DeallocateStmt(_) => "DeallocateStmt",
         N::ExecuteStmt(_) => "ExecuteStmt",
         N::DiscardStmt(_) => "DiscardStmt",
+        N::UnlistenStmt(_) => "UnlistenStmt",
         _ => "other statement",
     }
 }
@@ -103,8 +103,14 @@ fn expected_kind(statement: &Statement) -> &'static str {
         S::Deallocate { .. } => "DeallocateStmt",
         S::Execute { .. } => "ExecuteStmt",
         S::Discard { .. } => "DiscardStmt",
+        S::UNLISTEN { .. } => "UnlistenStmt",
         _ => "statement pgward does not forward",
     }
+}
+
+/// Every relation reference in a parse result, as `schema.name` or `name`.
+pub fn relations(parsed: &pg_query::ParseResult) -> Result<Vec<String>, PgError> {
+    range_vars(&format!("{:?}", parsed.protobuf))
 }
 
 const MARKER: &str = "RangeVar { catalogname: ";

@@ -28,7 +28,8 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Config;
 use crate::error::{PgError, code};
 use crate::net::Stream;
-use crate::statement::{self, Origin};
+use crate::statement::Origin;
+use crate::statement::hook::Hook;
 use crate::wire::io::{Header, WireError, copy_body, read_body, read_header, skip_body};
 use crate::wire::{MAX_STREAMED_LEN, backend, frontend};
 
@@ -87,6 +88,7 @@ pub async fn run(
     upstream: Stream,
     login: &str,
     config: &Config,
+    hook: &mut Hook,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Ended> {
     let (client_r, client_w) = tokio::io::split(client);
@@ -106,6 +108,7 @@ pub async fn run(
         let to_upstream = client_to_upstream(
             &mut client_r,
             &mut up_w,
+            hook,
             &pending,
             &progress,
             &fatal_tx,
@@ -162,6 +165,7 @@ pub async fn run(
 async fn client_to_upstream<R, W>(
     r: &mut BufReader<R>,
     w: &mut BufWriter<W>,
+    hook: &mut Hook,
     pending: &PendingQueue,
     progress: &Progress,
     fatal: &mpsc::Sender<PgError>,
@@ -220,10 +224,10 @@ where
                     cycle += 1;
                     progress.sent.store(cycle, Ordering::Release);
                     progress.unsynced.store(false, Ordering::Release);
-                    secure_query(&body, &mut out)
+                    secure_query(&body, hook, &mut out).await
                 } else {
                     progress.unsynced.store(true, Ordering::Release);
-                    secure_parse(&body, &mut out)
+                    secure_parse(&body, hook, &mut out).await
                 };
                 match outcome {
                     Ok(()) => {}
@@ -289,23 +293,29 @@ enum Refusal {
     Malformed,
 }
 
-fn secure_query(body: &[u8], out: &mut BytesMut) -> Result<(), Refusal> {
+async fn secure_query(body: &[u8], hook: &mut Hook, out: &mut BytesMut) -> Result<(), Refusal> {
     let sql = frontend::decode_query(body).ok_or(Refusal::Malformed)?;
-    let printed = statement::secure(sql, Origin::Query).map_err(Refusal::Statement)?;
+    let printed = hook
+        .secure(sql, Origin::Query)
+        .await
+        .map_err(Refusal::Statement)?;
     backend::put_message(out, b'Q', |b| {
-        b.put_slice(printed.as_bytes());
+        b.put_slice(&printed);
         b.put_u8(0);
     });
     Ok(())
 }
 
-fn secure_parse(body: &[u8], out: &mut BytesMut) -> Result<(), Refusal> {
+async fn secure_parse(body: &[u8], hook: &mut Hook, out: &mut BytesMut) -> Result<(), Refusal> {
     let parse = frontend::decode_parse(body).ok_or(Refusal::Malformed)?;
-    let printed = statement::secure(parse.query, Origin::Parse).map_err(Refusal::Statement)?;
+    let printed = hook
+        .secure(parse.query, Origin::Parse)
+        .await
+        .map_err(Refusal::Statement)?;
     backend::put_message(out, b'P', |b| {
         b.put_slice(parse.name);
         b.put_u8(0);
-        b.put_slice(printed.as_bytes());
+        b.put_slice(&printed);
         b.put_u8(0);
         b.put_i16(i16::try_from(parse.param_types.len()).unwrap_or(i16::MAX));
         for t in &parse.param_types {

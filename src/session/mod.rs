@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod cancel;
 pub mod forward;
+pub mod policy;
 pub mod startup;
 pub mod tls;
 
@@ -18,10 +19,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
+use crate::catalog::CatalogHandle;
 use crate::config::Config;
 use crate::error::{PgError, code};
 use crate::policy::PolicySet;
+use crate::statement::cache::RewriteCache;
+use crate::statement::hook::{Hook, Mode};
 use crate::upstream::UpstreamConn;
+use crate::upstream::control::Control;
 use crate::upstream::pool::{Checkout, Pool, PoolError};
 use dashmap::DashMap;
 use tokio::sync::watch;
@@ -35,7 +40,10 @@ use self::startup::{Startup, fatal};
 /// State shared by every session.
 pub struct Shared {
     pub config: Config,
-    pub policies: PolicySet,
+    pub policies: Arc<PolicySet>,
+    pub catalog: Arc<CatalogHandle>,
+    pub control: Arc<Control>,
+    pub rewrite_cache: Arc<RewriteCache>,
     pub server_tls: Option<tls::ServerTls>,
     pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
     pub cancels: cancel::CancelRegistry,
@@ -77,6 +85,10 @@ impl Drop for UserSlot<'_> {
     }
 }
 
+/// How long a client may take from connecting to a finished login, as
+/// PostgreSQL's authentication_timeout.
+const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs one client connection to its end. Never panics on client input;
 /// I/O errors simply end the session.
 pub async fn run(tcp: TcpStream, shared: Arc<Shared>) {
@@ -85,19 +97,32 @@ pub async fn run(tcp: TcpStream, shared: Arc<Shared>) {
     }
 }
 
+/// Runs `f` within the login deadline; a client that stalls is dropped.
+async fn before_deadline<T>(
+    deadline: tokio::time::Instant,
+    f: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout_at(deadline, f)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "login timed out"))?
+}
+
 async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> {
     tcp.set_nodelay(true)?;
-    let (mut stream, request) = match startup::negotiate(tcp, shared).await? {
-        Startup::Session(s, r) => (s, r),
-        Startup::Cancel {
-            process_id,
-            secret_key,
-        } => {
-            shared.cancels.cancel(process_id, secret_key, shared).await;
-            return Ok(());
-        }
-        Startup::Closed => return Ok(()),
-    };
+    let peer = tcp.peer_addr().ok().map(|a| a.ip().to_string());
+    let deadline = tokio::time::Instant::now() + LOGIN_TIMEOUT;
+    let (mut stream, request) =
+        match before_deadline(deadline, startup::negotiate(tcp, shared)).await? {
+            Startup::Session(s, r) => (s, r),
+            Startup::Cancel {
+                process_id,
+                secret_key,
+            } => {
+                shared.cancels.cancel(process_id, secret_key, shared).await;
+                return Ok(());
+            }
+            Startup::Closed => return Ok(()),
+        };
     let Ok(_permit) = shared.connections.clone().try_acquire_owned() else {
         let e = PgError::fatal(
             code::TOO_MANY_CONNECTIONS,
@@ -106,7 +131,12 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         return fatal(&mut stream, e).await;
     };
 
-    match auth::authenticate(&mut stream, shared, &request.user).await? {
+    match before_deadline(
+        deadline,
+        auth::authenticate(&mut stream, shared, &request.user),
+    )
+    .await?
+    {
         AuthOutcome::Authenticated => {}
         AuthOutcome::Refused(e) => return fatal(&mut stream, e).await,
         AuthOutcome::Gone => return Ok(()),
@@ -126,6 +156,29 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         );
         return fatal(&mut stream, e).await;
     };
+
+    let mode = match session_mode(shared, &request.user, peer.as_deref()).await {
+        Ok(m) => m,
+        Err(e) => return fatal(&mut stream, e).await,
+    };
+    let search_path = request
+        .settings
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("search_path"))
+        .map(|(_, v)| {
+            v.split(',')
+                .map(|p| p.trim().trim_matches('"').to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        });
+    let mut hook = Hook::new(
+        mode,
+        &request.user,
+        search_path,
+        shared.catalog.clone(),
+        shared.control.clone(),
+        shared.rewrite_cache.clone(),
+    );
 
     let checkout = match shared.pool.checkout(&request.user, &request.settings).await {
         Ok(c) => c,
@@ -164,6 +217,7 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         upstream_stream,
         &request.user,
         &shared.config,
+        &mut hook,
         shared.shutdown.clone(),
     )
     .await;
@@ -190,6 +244,34 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         }
     }
     Ok(())
+}
+
+/// Bypass for BYPASSPOLICY roles; otherwise the session's effective roles
+/// and globals, resolved now on the service connection.
+async fn session_mode(shared: &Shared, user: &str, peer: Option<&str>) -> Result<Mode, PgError> {
+    if shared.policies.bypass_policy(user) {
+        tracing::info!(user, "session bypasses policies (BYPASSPOLICY)");
+        return Ok(Mode::Bypass);
+    }
+    let roles = shared.policies.effective_roles(user);
+    let client = shared.control.client().await.map_err(|e| {
+        tracing::warn!("control connection failed: {e}");
+        PgError::fatal(
+            code::CONNECTION_FAILURE,
+            "the upstream database is unavailable",
+        )
+    })?;
+    let values = crate::globals::resolve(&shared.policies, user, &roles, peer, &client).await?;
+    let context: Arc<str> = Arc::from(format!("{user}\u{0}{roles:?}\u{0}{values:?}"));
+    Ok(Mode::Policy {
+        access: Arc::new(policy::SessionPolicy::new(
+            user,
+            roles,
+            values,
+            shared.policies.clone(),
+        )),
+        context,
+    })
 }
 
 /// The value the client is told for a parameter the upstream reported: the

@@ -6,6 +6,9 @@
 //! Must never: forward the client's original text, or forward anything it
 //! could not parse.
 
+pub mod cache;
+pub mod hook;
+
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::{Parser, ParserError};
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use tokio::sync::Mutex;
 
 use crate::config::{UpstreamConfig, UpstreamTls};
 
@@ -17,7 +18,7 @@ pub async fn connect(
         .port(cfg.port)
         .user(&cfg.user)
         .dbname(&cfg.database)
-        .application_name("pgward")
+        .application_name("pgward control")
         .connect_timeout(cfg.connect_timeout);
     if let Some(p) = &cfg.password {
         pg.password(p);
@@ -77,4 +78,38 @@ pub async fn check_service_identity(
         );
     }
     Ok(())
+}
+
+/// The shared control connection, reopened when it has closed.
+pub struct Control {
+    cfg: UpstreamConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    client: Mutex<Option<Arc<tokio_postgres::Client>>>,
+}
+
+impl Control {
+    pub fn new(
+        cfg: UpstreamConfig,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        client: tokio_postgres::Client,
+    ) -> Control {
+        Control {
+            cfg,
+            tls,
+            client: Mutex::new(Some(Arc::new(client))),
+        }
+    }
+
+    /// The open control connection, reconnecting if needed.
+    pub async fn client(&self) -> anyhow::Result<Arc<tokio_postgres::Client>> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref()
+            && !c.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        let fresh = Arc::new(connect(&self.cfg, self.tls.as_ref()).await?);
+        *slot = Some(fresh.clone());
+        Ok(fresh)
+    }
 }

@@ -208,6 +208,7 @@ fn session_setup(login: &str, settings: &[(String, String)]) -> Vec<String> {
     for (name, value) in settings {
         if name.eq_ignore_ascii_case("application_name")
             || name.eq_ignore_ascii_case("client_encoding")
+            || name.eq_ignore_ascii_case("search_path")
         {
             continue;
         }

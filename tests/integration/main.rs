@@ -12,6 +12,7 @@ mod cluster;
 mod demo_data;
 mod faults;
 mod harness;
+mod policy_reads;
 mod pool;
 mod protocol;
 mod psql;

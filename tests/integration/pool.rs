@@ -263,6 +263,7 @@ pub async fn pgward_backends(
         .query_one(
             "SELECT count(*) FROM pg_stat_activity \
              WHERE datname = $1 AND application_name LIKE 'pgward%' \
+               AND application_name <> 'pgward control' \
                AND ($2::text IS NULL OR state = $2::text)",
             &[&database, &state],
         )

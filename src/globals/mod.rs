@@ -1,0 +1,372 @@
+//! Globals resolved once per session, right after authentication, on the
+//! service connection (PRODUCT.md §3 "Globals"), and filled into policy
+//! expressions as typed literals.
+//!
+//! A global's value is kept as rows of text with the PostgreSQL type of each
+//! column. Where a policy uses it decides its shape: as the right-hand side
+//! of `= ANY(…)`/`ALL(…)` it becomes an array literal of every row; anywhere
+//! else it is the single row's value (`@{g}` for one column, `@{g.attr}` for
+//! a column of a one-row global), NULL without a row.
+//!
+//! Must never: splice a value into SQL as raw text. Every value becomes a
+//! quoted literal with an explicit cast to its column's type.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Expr, Value, VisitMut, VisitorMut};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use crate::error::{PgError, code};
+use crate::policy::PolicySet;
+use crate::policy::model::{GlobalBody, GlobalRef, WithGlobals};
+
+/// One global's value: its columns (name, type) and rows of text.
+#[derive(Debug, Clone)]
+pub struct GlobalValue {
+    pub columns: Vec<(String, String)>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl GlobalValue {
+    fn scalar(type_name: &str, value: Option<String>) -> GlobalValue {
+        GlobalValue {
+            columns: vec![("value".into(), type_name.into())],
+            rows: vec![vec![value]],
+        }
+    }
+}
+
+/// A session's globals.
+#[derive(Debug, Clone, Default)]
+pub struct GlobalValues {
+    values: BTreeMap<String, GlobalValue>,
+}
+
+/// Quotes text as a SQL string literal (standard_conforming_strings is
+/// pinned on, so only quotes need doubling).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn literal(value: Option<&str>, type_name: &str) -> String {
+    match value {
+        Some(v) => format!("{}::{type_name}", quote_literal(v)),
+        None => format!("NULL::{type_name}"),
+    }
+}
+
+fn parse_expr(sql: &str) -> Result<Expr, PgError> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| {
+            tracing::error!("a global's literal does not parse: {e}");
+            PgError::error(
+                code::FEATURE_NOT_SUPPORTED,
+                "pgward could not use a global's value",
+            )
+        })
+}
+
+impl GlobalValues {
+    /// The built-ins every session has.
+    pub fn builtins(login: &str, roles: &[String], client_addr: Option<&str>) -> GlobalValues {
+        let mut values = BTreeMap::new();
+        values.insert(
+            "login_id".to_string(),
+            GlobalValue::scalar("text", Some(login.to_string())),
+        );
+        values.insert(
+            "roles".to_string(),
+            GlobalValue {
+                columns: vec![("role".into(), "text".into())],
+                rows: roles.iter().map(|r| vec![Some(r.clone())]).collect(),
+            },
+        );
+        values.insert(
+            "client_addr".to_string(),
+            GlobalValue::scalar("inet", client_addr.map(str::to_string)),
+        );
+        GlobalValues { values }
+    }
+
+    pub fn insert(&mut self, name: &str, value: GlobalValue) {
+        self.values.insert(name.to_string(), value);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&GlobalValue> {
+        self.values.get(name)
+    }
+
+    /// The literal a reference stands for. `list`: the reference is the
+    /// right-hand side of ANY/ALL.
+    fn literal_for(&self, r: &GlobalRef, list: bool) -> Result<Expr, PgError> {
+        let Some(value) = self.values.get(&r.name) else {
+            // A declared global that does not apply to this session (FOR
+            // ROLE) or a built-in no identity source provided: NULL.
+            return parse_expr("NULL");
+        };
+        let column = match &r.attr {
+            Some(attr) => value
+                .columns
+                .iter()
+                .position(|(n, _)| n == attr)
+                .ok_or_else(|| {
+                    PgError::error(
+                        code::FEATURE_NOT_SUPPORTED,
+                        format!("global \"{}\" has no attribute \"{attr}\"", r.name),
+                    )
+                })?,
+            None => 0,
+        };
+        let type_name = value
+            .columns
+            .get(column)
+            .map_or("text", |(_, t)| t.as_str());
+        if list || (r.attr.is_none() && value.rows.len() > 1) {
+            let items: Vec<String> = value
+                .rows
+                .iter()
+                .map(|row| literal(row.get(column).and_then(|v| v.as_deref()), type_name))
+                .collect();
+            return parse_expr(&format!("ARRAY[{}]::{type_name}[]", items.join(", ")));
+        }
+        match value.rows.as_slice() {
+            [] => parse_expr(&literal(None, type_name)),
+            [row] => parse_expr(&literal(
+                row.get(column).and_then(|v| v.as_deref()),
+                type_name,
+            )),
+            _ => Err(PgError::error(
+                code::INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "global \"{}\" has more than one row where one value is needed",
+                    r.name
+                ),
+            )),
+        }
+    }
+
+    /// A copy of a policy tree with every `@{…}` replaced by its literal.
+    pub fn fill<T: VisitMut + Clone>(&self, with: &WithGlobals<T>) -> Result<T, PgError> {
+        struct Filler<'a> {
+            values: &'a GlobalValues,
+            refs: &'a [GlobalRef],
+        }
+        impl Filler<'_> {
+            fn reference(&self, e: &Expr) -> Option<&GlobalRef> {
+                let mut e = e;
+                while let Expr::Nested(inner) = e {
+                    e = inner;
+                }
+                match e {
+                    Expr::Value(v) => match &v.value {
+                        Value::Placeholder(text) => {
+                            self.refs.iter().find(|r| &r.placeholder == text)
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+        }
+        impl VisitorMut for Filler<'_> {
+            type Break = PgError;
+            fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<PgError> {
+                // ANY/ALL: the reference on the right is a list.
+                let list_side = match expr {
+                    Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } => Some(right),
+                    _ => None,
+                };
+                if let Some(right) = list_side
+                    && let Some(r) = self.reference(right)
+                {
+                    match self.values.literal_for(r, true) {
+                        Ok(lit) => **right = lit,
+                        Err(e) => return ControlFlow::Break(e),
+                    }
+                }
+                if let Some(r) = self.reference(expr) {
+                    match self.values.literal_for(r, false) {
+                        Ok(lit) => *expr = lit,
+                        Err(e) => return ControlFlow::Break(e),
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut tree = with.sql.clone();
+        let mut filler = Filler {
+            values: self,
+            refs: &with.globals,
+        };
+        if let ControlFlow::Break(e) = tree.visit(&mut filler) {
+            return Err(e);
+        }
+        crate::rewrite::literals::protect(&mut tree)?;
+        Ok(tree)
+    }
+}
+
+/// Evaluates the globals that apply to a session, in dependency order.
+/// A `REQUIRED` global without a row or with a NULL value fails the login
+/// with 28000 naming it.
+pub async fn resolve(
+    policies: &PolicySet,
+    login: &str,
+    roles: &[String],
+    client_addr: Option<&str>,
+    client: &tokio_postgres::Client,
+) -> Result<GlobalValues, PgError> {
+    let mut values = GlobalValues::builtins(login, roles, client_addr);
+    for global in policies.globals_for(roles) {
+        let query = match &global.body {
+            GlobalBody::Query(q) => q,
+            GlobalBody::Script(_) => {
+                return Err(PgError::fatal(
+                    code::INVALID_AUTHORIZATION,
+                    format!(
+                        "global \"{}\" is a script; script globals are not supported yet",
+                        global.name
+                    ),
+                ));
+            }
+        };
+        let sql = values.fill(query)?.to_string();
+        let value = evaluate(client, &sql).await.map_err(|e| {
+            tracing::warn!("global \"{}\" failed: {e}", global.name);
+            PgError::fatal(
+                code::INVALID_AUTHORIZATION,
+                format!("global \"{}\" could not be evaluated", global.name),
+            )
+        })?;
+        let missing =
+            value.rows.is_empty() || value.rows.iter().all(|row| row.iter().all(Option::is_none));
+        if global.required && missing {
+            return Err(PgError::fatal(
+                code::INVALID_AUTHORIZATION,
+                format!(
+                    "required global \"{}\" has no value for this login",
+                    global.name
+                ),
+            ));
+        }
+        values.insert(&global.name, value);
+    }
+    Ok(values)
+}
+
+/// Runs a global's query: first prepared for its column names and types,
+/// then with every column cast to text.
+async fn evaluate(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<GlobalValue, tokio_postgres::Error> {
+    let statement = client.prepare(sql).await?;
+    let columns: Vec<(String, String)> = statement
+        .columns()
+        .iter()
+        .map(|c| {
+            let t = c.type_();
+            let type_name = if t.schema() == "pg_catalog" {
+                format!("pg_catalog.{}", t.name())
+            } else {
+                format!("\"{}\".\"{}\"", t.schema(), t.name())
+            };
+            (c.name().to_string(), type_name)
+        })
+        .collect();
+    let aliases: Vec<String> = (1..=columns.len()).map(|i| format!("c{i}")).collect();
+    let select: Vec<String> = aliases.iter().map(|a| format!("g.{a}::text")).collect();
+    let wrapped = format!(
+        "SELECT {} FROM ({sql}) AS g({})",
+        select.join(", "),
+        aliases.join(", ")
+    );
+    let rows = client.query(&wrapped, &[]).await?;
+    let rows = rows
+        .iter()
+        .map(|row| {
+            (0..columns.len())
+                .map(|i| row.get::<_, Option<String>>(i))
+                .collect()
+        })
+        .collect();
+    Ok(GlobalValue { columns, rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(name: &str, attr: Option<&str>, placeholder: &str) -> GlobalRef {
+        GlobalRef {
+            name: name.into(),
+            attr: attr.map(str::to_string),
+            location: crate::policy::error::Location::new(std::path::Path::new("t.sql"), 1, 1),
+            placeholder: placeholder.into(),
+        }
+    }
+
+    fn with(sql: &str, refs: Vec<GlobalRef>) -> WithGlobals<Expr> {
+        WithGlobals {
+            sql: parse_expr(sql).unwrap(),
+            globals: refs,
+        }
+    }
+
+    #[test]
+    fn values_become_typed_literals_never_raw_text() {
+        let values = GlobalValues::builtins("x' OR '1'='1", &["a".into()], None);
+        let e = with("login = $1", vec![refs("login_id", None, "$1")]);
+        let filled = values.fill(&e).unwrap().to_string();
+        assert_eq!(filled, "login = 'x'' OR ''1''=''1'::TEXT");
+        for evil in ["a\\'b", "$$x$$", "-- c", "/* c */", "Zürich 東京"] {
+            let values = GlobalValues::builtins(evil, &[], None);
+            let filled = values.fill(&e).unwrap().to_string();
+            let parsed = pg_query::parse(&format!("SELECT {filled}")).unwrap();
+            assert_eq!(parsed.protobuf.stmts.len(), 1, "{filled}");
+            // PostgreSQL reads exactly the value as one string constant.
+            let tree = format!("{:?}", parsed.protobuf);
+            assert!(
+                tree.contains(&format!("sval: {evil:?}")),
+                "{filled}\n{tree}"
+            );
+        }
+    }
+
+    #[test]
+    fn lists_in_any_and_attributes_of_rows() {
+        let mut values = GlobalValues::builtins("alice", &["a".into(), "b".into()], None);
+        values.insert(
+            "emp",
+            GlobalValue {
+                columns: vec![
+                    ("id".into(), "pg_catalog.int4".into()),
+                    ("department_id".into(), "pg_catalog.int4".into()),
+                ],
+                rows: vec![vec![Some("1".into()), Some("3".into())]],
+            },
+        );
+        let e = with(
+            "r = ANY($1) AND d = $2",
+            vec![
+                refs("roles", None, "$1"),
+                refs("emp", Some("department_id"), "$2"),
+            ],
+        );
+        assert_eq!(
+            values.fill(&e).unwrap().to_string(),
+            "r = ANY(ARRAY['a'::TEXT, 'b'::TEXT]::TEXT[]) AND d = '3'::pg_catalog.int4"
+        );
+    }
+
+    #[test]
+    fn missing_values_are_null() {
+        let values = GlobalValues::builtins("alice", &[], None);
+        let e = with("x = $1", vec![refs("user_id", None, "$1")]);
+        assert_eq!(values.fill(&e).unwrap().to_string(), "x = NULL");
+    }
+}

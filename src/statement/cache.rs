@@ -1,0 +1,105 @@
+//! The rewrite cache, shared by all sessions: the SQL pgward forwards for a
+//! statement text depends only on the text, the session's search_path, the
+//! catalog generation and the session's policy context (login, roles and
+//! global values), so sessions with the same context share entries.
+//! Prepared statements are rewritten once, at Parse, anyway.
+//!
+//! Bounded: past `capacity` entries the cache is emptied and refills with
+//! what is in use.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    pub context: Arc<str>,
+    pub generation: u64,
+    pub search_path: Arc<[String]>,
+    pub single: bool,
+    pub sql: Box<[u8]>,
+}
+
+/// What the cache keeps for a statement text.
+#[derive(Debug)]
+pub struct CachedRewrite {
+    pub sql: Vec<u8>,
+    pub search_path: Option<Option<Vec<String>>>,
+}
+
+pub struct RewriteCache {
+    entries: DashMap<CacheKey, Arc<CachedRewrite>>,
+    capacity: usize,
+}
+
+impl RewriteCache {
+    pub fn new(capacity: usize) -> RewriteCache {
+        RewriteCache {
+            entries: DashMap::new(),
+            capacity,
+        }
+    }
+
+    pub fn get(&self, key: &CacheKey) -> Option<Arc<CachedRewrite>> {
+        self.entries.get(key).map(|e| e.value().clone())
+    }
+
+    pub fn insert(&self, key: CacheKey, value: Arc<CachedRewrite>) {
+        if self.entries.len() >= self.capacity {
+            self.entries.clear();
+        }
+        self.entries.insert(key, value);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(sql: &str, context: &str) -> CacheKey {
+        CacheKey {
+            context: Arc::from(context),
+            generation: 1,
+            search_path: Arc::from(vec!["public".to_string()]),
+            single: false,
+            sql: sql.as_bytes().into(),
+        }
+    }
+
+    #[test]
+    fn contexts_do_not_share_entries() {
+        let c = RewriteCache::new(10);
+        c.insert(
+            key("SELECT 1", "alice"),
+            Arc::new(CachedRewrite {
+                sql: b"x".to_vec(),
+                search_path: None,
+            }),
+        );
+        assert!(c.get(&key("SELECT 1", "alice")).is_some());
+        assert!(c.get(&key("SELECT 1", "bob")).is_none());
+    }
+
+    #[test]
+    fn stays_bounded() {
+        let c = RewriteCache::new(3);
+        for i in 0..10 {
+            c.insert(
+                key(&format!("SELECT {i}"), "a"),
+                Arc::new(CachedRewrite {
+                    sql: Vec::new(),
+                    search_path: None,
+                }),
+            );
+            assert!(c.len() <= 3);
+        }
+    }
+}

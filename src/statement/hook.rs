@@ -1,0 +1,163 @@
+//! The per-session statement hook: every Query and Parse text of a session
+//! goes through [`Hook::secure`]. Policy-bound sessions get the rewriter
+//! (secured, printed and verified SQL); sessions of a BYPASSPOLICY role get
+//! their text forwarded as sent, and logged (PRODUCT.md §3 semantics 12).
+//!
+//! Tracks the client's search_path (semantics 10): names are resolved with
+//! it and forwarded schema-qualified.
+
+use std::sync::Arc;
+
+use crate::catalog::CatalogHandle;
+use crate::error::PgError;
+use crate::rewrite::{self, Access, Context};
+use crate::upstream::control::Control;
+
+use super::Origin;
+use super::cache::{CacheKey, CachedRewrite, RewriteCache};
+
+/// How a session's statements are treated.
+#[derive(Clone)]
+pub enum Mode {
+    /// Forwarded as sent (BYPASSPOLICY).
+    Bypass,
+    /// Rewritten under the session's policies; the key names the policy
+    /// context (login, roles, global values) for the rewrite cache.
+    Policy {
+        access: Arc<dyn Access + Send + Sync>,
+        context: Arc<str>,
+    },
+}
+
+pub struct Hook {
+    mode: Mode,
+    login: String,
+    /// The client's search_path as written (`$user` unexpanded).
+    search_path: Vec<String>,
+    catalog: Arc<CatalogHandle>,
+    control: Arc<Control>,
+    cache: Arc<RewriteCache>,
+}
+
+/// PostgreSQL's default search_path.
+fn default_search_path() -> Vec<String> {
+    vec!["$user".to_string(), "public".to_string()]
+}
+
+impl Hook {
+    pub fn new(
+        mode: Mode,
+        login: &str,
+        search_path: Option<Vec<String>>,
+        catalog: Arc<CatalogHandle>,
+        control: Arc<Control>,
+        cache: Arc<RewriteCache>,
+    ) -> Hook {
+        Hook {
+            mode,
+            login: login.to_string(),
+            search_path: search_path.unwrap_or_else(default_search_path),
+            catalog,
+            control,
+            cache,
+        }
+    }
+
+    fn apply(&mut self, change: &Option<Option<Vec<String>>>) {
+        match change {
+            Some(Some(list)) => self.search_path = list.clone(),
+            Some(None) => self.search_path = default_search_path(),
+            None => {}
+        }
+    }
+
+    /// The SQL to forward for a client's text, or the refusal.
+    pub async fn secure(&mut self, sql: &[u8], origin: Origin) -> Result<Vec<u8>, PgError> {
+        let text = std::str::from_utf8(sql).map_err(|_| {
+            PgError::error(
+                "22021",
+                "invalid byte sequence for encoding \"UTF8\" in statement text",
+            )
+        })?;
+        let (access, context) = match &self.mode {
+            Mode::Bypass => {
+                tracing::info!(user = %self.login, "bypass statement: {text}");
+                return Ok(sql.to_vec());
+            }
+            Mode::Policy { access, context } => (access.clone(), context.clone()),
+        };
+        let single = origin == Origin::Parse;
+        let key = CacheKey {
+            context,
+            generation: self.catalog.current().generation(),
+            search_path: Arc::from(self.search_path.clone()),
+            single,
+            sql: sql.into(),
+        };
+        if let Some(hit) = self.cache.get(&key) {
+            self.apply(&hit.search_path);
+            return Ok(hit.sql.clone());
+        }
+        let mut refreshed = false;
+        loop {
+            let catalog = self.catalog.current();
+            let catalog_generation = catalog.generation();
+            let result = {
+                let path = self.expanded_search_path();
+                let ctx = Context {
+                    catalog: &catalog,
+                    search_path: &path,
+                    access: access.as_ref(),
+                };
+                rewrite::secure_text_tracked(text, single, &ctx)
+            };
+            match result {
+                Ok(secured) => {
+                    self.apply(&secured.search_path);
+                    let entry = Arc::new(CachedRewrite {
+                        sql: secured.sql.into_bytes(),
+                        search_path: secured.search_path,
+                    });
+                    // Cached under the generation the rewrite used.
+                    let key = CacheKey {
+                        generation: catalog_generation,
+                        ..key
+                    };
+                    self.cache.insert(key, entry.clone());
+                    return Ok(entry.sql.clone());
+                }
+                // An unknown name may be a table created since the last
+                // snapshot: refresh once, then answer.
+                Err(e) if e.code == "42P01" && !refreshed => {
+                    refreshed = true;
+                    match self.control.client().await {
+                        Ok(client) => {
+                            if let Err(err) = self.catalog.refresh(&client).await {
+                                tracing::warn!("catalog refresh failed: {err}");
+                                return Err(e);
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!("catalog refresh failed: {err}");
+                            return Err(e);
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn expanded_search_path(&self) -> Vec<String> {
+        self.search_path
+            .iter()
+            .map(|s| {
+                if s == "$user" {
+                    self.login.clone()
+                } else {
+                    s.clone()
+                }
+            })
+            .collect()
+    }
+}
