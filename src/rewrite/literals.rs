@@ -8,7 +8,9 @@
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{DollarQuotedString, Value, ValueWithSpan, VisitMut, VisitorMut};
+use sqlparser::ast::{
+    DollarQuotedString, Expr, UnaryOperator, Value, ValueWithSpan, VisitMut, VisitorMut,
+};
 
 use crate::error::{PgError, code};
 
@@ -16,6 +18,27 @@ struct Protect;
 
 impl VisitorMut for Protect {
     type Break = PgError;
+
+    // sqlparser prints a unary operator right against its operand, so
+    // `- -1` would come out as `--1`, a comment: keep the operand apart.
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<PgError> {
+        if let Expr::UnaryOp { expr, .. } = e {
+            let starts_with_sign = match expr.as_ref() {
+                Expr::UnaryOp { op, .. } => {
+                    matches!(op, UnaryOperator::Minus | UnaryOperator::Plus)
+                }
+                Expr::Value(v) => {
+                    matches!(&v.value, Value::Number(n, _) if n.starts_with(['-', '+']))
+                }
+                _ => false,
+            };
+            if starts_with_sign {
+                let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                **expr = Expr::Nested(Box::new(inner));
+            }
+        }
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_value(&mut self, v: &mut ValueWithSpan) -> ControlFlow<PgError> {
         match &v.value {
@@ -83,6 +106,14 @@ mod tests {
         // PostgreSQL reads the same three values.
         let tree = format!("{:?}", pg_query::parse(&out).unwrap().protobuf);
         assert!(tree.contains(r#"sval: "a\\'b""#), "{tree}");
+    }
+
+    #[test]
+    fn double_minus_keeps_its_meaning() {
+        let out = printed("SELECT - -1, '\n * FROM secret --' FROM allowed");
+        assert!(out.starts_with("SELECT -(-1)"), "{out}");
+        let tables = pg_query::parse(&out).unwrap().tables();
+        assert_eq!(tables, ["allowed"]);
     }
 
     #[test]

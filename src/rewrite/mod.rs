@@ -343,6 +343,9 @@ fn upstream_current_user() -> Expr {
     })
 }
 
+#[cfg(test)]
+mod tests;
+
 fn refused(what: &str) -> PgError {
     PgError::error(
         code::INSUFFICIENT_PRIVILEGE,

@@ -502,3 +502,18 @@ fn multi_statement_texts_secure_every_statement() {
     let sql = ok("SELECT 1; SELECT id FROM orders");
     assert!(sql.contains("\"public\".\"orders\""), "{sql}");
 }
+
+#[test]
+fn privilege_functions_keep_the_upstream_role() {
+    let sql = ok("SELECT has_table_privilege(current_user, 'orders', 'select'), current_user");
+    assert_eq!(
+        sql,
+        "SELECT has_table_privilege(pg_catalog.\"current_user\"(), 'orders', 'select'), 'alice'::pg_catalog.name"
+    );
+}
+
+#[test]
+fn unlisten_all_passes_and_a_channel_does_not() {
+    ok("UNLISTEN *");
+    assert_eq!(refused("UNLISTEN payroll"), "42501");
+}

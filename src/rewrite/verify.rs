@@ -21,6 +21,7 @@ pub fn verify_statement(
     statement: &Statement,
     expected: &[String],
 ) -> Result<(), PgError> {
+    no_comments(printed)?;
     let parsed = pg_query::parse(printed).map_err(|e| mismatch(&e.to_string()))?;
     let stmts = &parsed.protobuf.stmts;
     if stmts.len() != 1 {
@@ -49,6 +50,25 @@ pub fn verify_statement(
         return Err(mismatch(&format!(
             "relations read by PostgreSQL {found:?}, secured by pgward {wanted:?}"
         )));
+    }
+    Ok(())
+}
+
+/// pgward never prints a comment. If PostgreSQL's own scanner finds one in
+/// the printed SQL, a printer quirk turned SQL or string text into a
+/// comment (THREATS.md: `- -1` printed as `--1`): whatever PostgreSQL reads
+/// then is not what pgward secured.
+fn no_comments(printed: &str) -> Result<(), PgError> {
+    use pg_query::protobuf::Token;
+    let scanned = pg_query::scan(printed).map_err(|e| mismatch(&e.to_string()))?;
+    let comment = scanned.tokens.iter().any(|t| {
+        matches!(
+            Token::from_i32(t.token),
+            Some(Token::SqlComment) | Some(Token::CComment)
+        )
+    });
+    if comment {
+        return Err(mismatch("the printed statement holds a comment"));
     }
     Ok(())
 }
@@ -208,6 +228,32 @@ mod tests {
         let printed = "SELECT --1, '\n * FROM secret --' FROM allowed";
         assert!(verify_statement(printed, &s, &["allowed".into()]).is_err());
         assert!(verify_statement("SELECT 1 FROM allowed", &s, &["allowed".into()]).is_ok());
+    }
+
+    #[test]
+    fn comments_in_printed_sql_are_refused() {
+        // The differential that keeps the relation multiset: the smuggled
+        // text names the same relation the secured subquery does.
+        let s = stmt("SELECT 1 FROM public.orders");
+        let printed = "SELECT --1, '\n query_to_xml('select ssn from employees', true, false, ''), 1 \
+                       FROM \"public\".\"orders\" --' FROM (SELECT 1 FROM x) AS o";
+        assert!(verify_statement(printed, &s, &["public.orders".into()]).is_err());
+        assert!(
+            verify_statement(
+                "SELECT 1 /* c */ FROM public.orders",
+                &s,
+                &["public.orders".into()]
+            )
+            .is_err()
+        );
+        assert!(
+            verify_statement(
+                "SELECT '--', '/*' FROM public.orders",
+                &s,
+                &["public.orders".into()]
+            )
+            .is_ok()
+        );
     }
 
     #[test]
