@@ -92,4 +92,9 @@ pub trait Access {
     fn table(&self, relation: &Relation, command: Command) -> Option<TableAccess>;
     /// The login, for identity functions (`current_user` …).
     fn login(&self) -> &str;
+    /// Whether the session may call a function outside `pg_catalog`
+    /// (GRANT EXECUTE).
+    fn function(&self, _function: &crate::catalog::Function) -> bool {
+        false
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod catalog_rules;
+pub mod functions;
 pub mod literals;
 pub mod secure;
 pub mod set;
@@ -78,22 +79,26 @@ pub fn secure_text_tracked(sql: &str, single: bool, ctx: &Context<'_>) -> Result
         printed.push(text);
     }
     let joined = printed.join(";\n");
-    let count = pg_query::parse(&joined)
-        .map_err(|e| {
-            tracing::warn!("verification refused printed SQL: {e}");
-            PgError::error(
+    // One statement was verified whole above; several must also split
+    // where pgward split them.
+    if printed.len() > 1 {
+        let count = pg_query::parse(&joined)
+            .map_err(|e| {
+                tracing::warn!("verification refused printed SQL: {e}");
+                PgError::error(
+                    code::FEATURE_NOT_SUPPORTED,
+                    "pgward could not verify this statement",
+                )
+            })?
+            .protobuf
+            .stmts
+            .len();
+        if count != printed.len() {
+            return Err(PgError::error(
                 code::FEATURE_NOT_SUPPORTED,
                 "pgward could not verify this statement",
-            )
-        })?
-        .protobuf
-        .stmts
-        .len();
-    if count != printed.len() {
-        return Err(PgError::error(
-            code::FEATURE_NOT_SUPPORTED,
-            "pgward could not verify this statement",
-        ));
+            ));
+        }
     }
     Ok(Secured {
         sql: joined,

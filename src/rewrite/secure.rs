@@ -22,6 +22,7 @@ use sqlparser::parser::Parser;
 
 use super::access::{Access, Command, TableAccess};
 use super::catalog_rules::{self, CatalogRule};
+use super::functions::{self, Decision};
 use crate::catalog::{Catalog, Relation};
 use crate::error::{PgError, code};
 
@@ -102,14 +103,35 @@ impl<'a> Securer<'a> {
             index_hints,
         } = factor
         else {
+            if let TableFactor::Function { name, .. } = factor {
+                match functions::decide(self.catalog, self.search_path, self.access, name) {
+                    Decision::Allow => {}
+                    Decision::Refuse(e) => return Err(e),
+                    Decision::Null(_) => {
+                        return Err(PgError::error(
+                            code::INSUFFICIENT_PRIVILEGE,
+                            format!("pgward does not allow the function {name} in FROM"),
+                        ));
+                    }
+                }
+            }
             if let Some(frame) = self.selects.last_mut() {
                 frame.opaque_items = true;
             }
             return Ok(());
         };
         if args.is_some() {
-            // A function in FROM (`generate_series(…)`): functions are
-            // checked where every function call is.
+            // A function in FROM (`generate_series(…)`).
+            match functions::decide(self.catalog, self.search_path, self.access, name) {
+                Decision::Allow => {}
+                Decision::Refuse(e) => return Err(e),
+                Decision::Null(_) => {
+                    return Err(PgError::error(
+                        code::INSUFFICIENT_PRIVILEGE,
+                        format!("pgward does not allow the function {name} in FROM"),
+                    ));
+                }
+            }
             if let Some(frame) = self.selects.last_mut() {
                 frame.opaque_items = true;
             }
@@ -333,6 +355,20 @@ impl VisitorMut for Securer<'_> {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<PgError> {
+        if let Expr::Function(f) = expr {
+            if functions::is_set_config(self.catalog, self.search_path, &f.name) {
+                return match functions::set_config_allowed(f) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => ControlFlow::Break(e),
+                };
+            }
+            match functions::decide(self.catalog, self.search_path, self.access, &f.name) {
+                Decision::Allow => {}
+                Decision::Null(t) => *expr = functions::null_of(&t),
+                Decision::Refuse(e) => return ControlFlow::Break(e),
+            }
+            return ControlFlow::Continue(());
+        }
         let parts = match expr {
             Expr::Identifier(id) => vec![fold(id)],
             Expr::CompoundIdentifier(ids) => ids.iter().map(fold).collect(),

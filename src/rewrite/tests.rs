@@ -10,7 +10,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 use super::*;
-use crate::catalog::{Catalog, CatalogParts, Column, RelKind, Relation};
+use crate::catalog::{Catalog, CatalogParts, Column, Function, RelKind, Relation};
 
 fn relation(oid: u32, schema: &str, name: &str, kind: RelKind, cols: &[&str]) -> Relation {
     Relation {
@@ -105,8 +105,63 @@ fn catalog() -> Catalog {
                 &["table_schema", "table_name"],
             ),
         ],
+        functions: [
+            ("count", false),
+            ("max", false),
+            ("min", false),
+            ("sum", false),
+            ("row_number", false),
+            ("generate_series", true),
+            ("row_to_json", false),
+            ("has_table_privilege", false),
+            ("current_user", false),
+            ("query_to_xml", false),
+            ("pg_read_file", false),
+            ("pg_stat_get_numscans", false),
+            ("pg_terminate_backend", false),
+            ("pg_stat_get_activity", true),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (name, srf))| builtin(1000 + u32::try_from(i).unwrap(), name, *srf))
+        .chain([Function {
+            oid: 2000,
+            schema: "public".into(),
+            name: "order_total".into(),
+            arg_types: vec![23],
+            return_type: 23,
+            kind: 'f',
+            volatility: 'v',
+            leakproof: false,
+            security_definer: false,
+            returns_set: false,
+        }])
+        .collect(),
+        types: vec![crate::catalog::Type {
+            oid: 20,
+            schema: "pg_catalog".into(),
+            name: "int8".into(),
+            category: 'N',
+            element: 0,
+            array_type: 1016,
+        }],
         ..CatalogParts::default()
     })
+}
+
+fn builtin(oid: u32, name: &str, returns_set: bool) -> Function {
+    Function {
+        oid,
+        schema: "pg_catalog".into(),
+        name: name.into(),
+        arg_types: Vec::new(),
+        return_type: 20,
+        kind: 'f',
+        volatility: 's',
+        leakproof: false,
+        security_definer: false,
+        returns_set,
+    }
 }
 
 fn expr(sql: &str) -> Expr {
@@ -516,4 +571,26 @@ fn privilege_functions_keep_the_upstream_role() {
 fn unlisten_all_passes_and_a_channel_does_not() {
     ok("UNLISTEN *");
     assert_eq!(refused("UNLISTEN payroll"), "42501");
+}
+
+#[test]
+fn functions_by_category() {
+    // SQL given as text, files: refused.
+    assert_eq!(
+        refused("SELECT query_to_xml('select ssn from employees', true, false, '')"),
+        "42501"
+    );
+    assert_eq!(refused("SELECT pg_read_file('/etc/passwd')"), "42501");
+    assert_eq!(refused("SELECT * FROM pg_stat_get_activity(NULL)"), "42501");
+    // Other sessions and signals read as NULL.
+    assert_eq!(
+        ok("SELECT pg_stat_get_numscans(1), pg_catalog.pg_terminate_backend(2)"),
+        "SELECT NULL::pg_catalog.int8, NULL::pg_catalog.int8"
+    );
+    // Outside pg_catalog: needs GRANT EXECUTE (Alice has none).
+    assert_eq!(refused("SELECT order_total(1)"), "42501");
+    assert_eq!(refused("SELECT public.order_total(1)"), "42501");
+    // Unknown names are refused; SQL syntax forms are not functions.
+    assert_eq!(refused("SELECT no_such_function()"), "42883");
+    ok("SELECT coalesce(1, 2), greatest(1, 2), nullif(1, 2)");
 }

@@ -203,4 +203,22 @@ impl Access for SessionPolicy {
     fn login(&self) -> &str {
         &self.login
     }
+
+    fn function(&self, function: &crate::catalog::Function) -> bool {
+        use crate::policy::model::RoutineTarget;
+        self.policies
+            .functions
+            .iter()
+            .filter(|g| g.applies_to(&self.roles))
+            .any(|g| match &g.target {
+                RoutineTarget::AllInSchema(schema) => *schema == function.schema,
+                RoutineTarget::One { name, args } => {
+                    name.schema.as_deref().unwrap_or("public") == function.schema
+                        && name.name == function.name
+                        && args
+                            .as_ref()
+                            .is_none_or(|a| a.len() == function.arg_types.len())
+                }
+            })
+    }
 }
