@@ -26,12 +26,15 @@ pub struct Prepared {
 
 /// Everything a running proxy shares, built and checked before listening.
 pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
-    let policies = PolicySet::load(&config.policies.paths, config.auth.scram_iterations).map_err(
-        |errors| {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!("the policy set has errors:\n{}", list.join("\n"))
-        },
-    )?;
+    let policies = PolicySet::load_keyed(
+        &config.policies.paths,
+        config.auth.scram_iterations,
+        &config.auth.secret,
+    )
+    .map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the policy set has errors:\n{}", list.join("\n"))
+    })?;
     let server_tls = match (&config.server.cert_file, &config.server.key_file) {
         (Some(c), Some(k)) => Some(ServerTls::load(c, k)?),
         _ => None,

@@ -190,7 +190,7 @@ impl ScramVerifier {
     /// `secret` must be random and stay the same across restarts and replicas: a salt that
     /// changes between attempts, or one an outsider can compute, gives the unknown name away.
     pub fn mock(secret: &[u8], user: &str, iterations: u32) -> Self {
-        let digest = hmac_sha256(secret, &[user.as_bytes()]);
+        let salt = keyed_salt(secret, user);
         let mut stored_key = [0u8; KEY_LEN];
         let mut server_key = [0u8; KEY_LEN];
         let mut rng = rand::rng();
@@ -198,11 +198,19 @@ impl ScramVerifier {
         rng.fill_bytes(&mut server_key);
         ScramVerifier {
             iterations: iterations.max(1),
-            salt: digest[..SALT_LEN].to_vec(),
+            salt,
             stored_key,
             server_key,
         }
     }
+}
+
+/// The salt an unknown user's mock exchange shows: HMAC-SHA-256(secret,
+/// name), first 16 bytes. Plain-text passwords from policy files are hashed
+/// with it too, so that a known user's salt is as stable across restarts as
+/// an unknown one's.
+pub fn keyed_salt(secret: &[u8], user: &str) -> Vec<u8> {
+    hmac_sha256(secret, &[user.as_bytes()])[..SALT_LEN].to_vec()
 }
 
 impl fmt::Display for ScramVerifier {

@@ -31,7 +31,26 @@ impl PolicySet {
     /// one set: a role may be named in IN ROLE in one file and declared in a
     /// later one. Plain-text passwords are hashed with `scram_iterations`.
     pub fn load(patterns: &[String], scram_iterations: u32) -> Result<PolicySet, Vec<PolicyError>> {
-        let mut builder = build::Builder::new(scram_iterations);
+        Self::load_with(build::Builder::new(scram_iterations), patterns)
+    }
+
+    /// Like [`PolicySet::load`], with plain-text passwords salted by
+    /// HMAC(`salt_key`, name), as unknown users' mock salts are.
+    pub fn load_keyed(
+        patterns: &[String],
+        scram_iterations: u32,
+        salt_key: &[u8],
+    ) -> Result<PolicySet, Vec<PolicyError>> {
+        Self::load_with(
+            build::Builder::new(scram_iterations).with_salt_key(salt_key),
+            patterns,
+        )
+    }
+
+    fn load_with(
+        mut builder: build::Builder,
+        patterns: &[String],
+    ) -> Result<PolicySet, Vec<PolicyError>> {
         let (paths, errors) = files::expand(patterns);
         for error in errors {
             builder.error(error);

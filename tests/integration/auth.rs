@@ -263,7 +263,6 @@ async fn unknown_users_salt_survives_a_restart_with_a_configured_secret() -> any
 /// so a real user must keep theirs too; otherwise comparing the salts
 /// before and after a restart tells which names exist.
 #[tokio::test]
-#[ignore = "pgward bug: plain-text policy passwords get a new random salt at every start"]
 async fn known_users_salt_survives_a_restart_like_an_unknown_users() -> anyhow::Result<()> {
     let db = TestDb::new("known_salt_restart").await?;
     let first = db.start_pgward(with_secret("0123456789abcdef")).await?;

@@ -23,6 +23,9 @@ use roles::Declared;
 
 pub struct Builder {
     scram_iterations: u32,
+    /// Key for the salts of plain-text passwords (see
+    /// `auth::scram::keyed_salt`); random salts without one.
+    salt_key: Option<Vec<u8>>,
     /// Roles and users in declaration order, so that errors come out in
     /// file order.
     declared: Vec<Declared>,
@@ -37,6 +40,7 @@ impl Builder {
     pub fn new(scram_iterations: u32) -> Self {
         Builder {
             scram_iterations,
+            salt_key: None,
             declared: Vec::new(),
             by_name: HashMap::new(),
             grants: Vec::new(),
@@ -44,6 +48,12 @@ impl Builder {
             globals: Vec::new(),
             errors: Vec::new(),
         }
+    }
+
+    /// Hashes plain-text passwords with salts derived from `key`.
+    pub fn with_salt_key(mut self, key: &[u8]) -> Self {
+        self.salt_key = Some(key.to_vec());
+        self
     }
 
     /// Records an error found while reading or parsing, so that one load

@@ -60,7 +60,14 @@ impl Builder {
                      but the policy file should hold a SCRAM-SHA-256 verifier instead",
                     create.name.value
                 );
-                Some(ScramVerifier::generate(&text, self.scram_iterations))
+                Some(match &self.salt_key {
+                    Some(key) => ScramVerifier::from_password(
+                        &text,
+                        &crate::auth::scram::keyed_salt(key, &create.name.value),
+                        self.scram_iterations,
+                    ),
+                    None => ScramVerifier::generate(&text, self.scram_iterations),
+                })
             }
         };
         let user = User {
