@@ -9,6 +9,7 @@ mod clients_node;
 mod clients_python;
 mod clients_rust;
 mod cluster;
+mod compat;
 mod demo_data;
 mod faults;
 mod harness;
