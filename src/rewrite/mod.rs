@@ -258,6 +258,22 @@ fn replace_identity(statement: &mut Statement, login: &str) {
     struct Identity<'a>(&'a str);
     impl VisitorMut for Identity<'_> {
         type Break = ();
+        // An identity keyword as a select item keeps PostgreSQL's column
+        // name (`current_user`), not the one of the literal put there.
+        fn pre_visit_select(&mut self, select: &mut sqlparser::ast::Select) -> ControlFlow<()> {
+            for item in select.projection.iter_mut() {
+                if let sqlparser::ast::SelectItem::UnnamedExpr(e) = item
+                    && let Some(name) = identity_name(e)
+                {
+                    *item = sqlparser::ast::SelectItem::ExprWithAlias {
+                        expr: e.clone(),
+                        alias: sqlparser::ast::Ident::with_quote('"', name),
+                    };
+                }
+            }
+            ControlFlow::Continue(())
+        }
+
         fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
             if let Expr::Function(f) = expr
                 && is_privilege_function(&f.name)
@@ -296,6 +312,22 @@ fn replace_identity(statement: &mut Statement, login: &str) {
 }
 
 const IDENTITY: [&str; 4] = ["current_user", "session_user", "current_role", "user"];
+
+/// The column name PostgreSQL gives an identity keyword.
+fn identity_name(expr: &Expr) -> Option<String> {
+    if !is_identity(expr) {
+        return None;
+    }
+    let id = match expr {
+        Expr::Identifier(id) => id,
+        Expr::Function(f) => match f.name.0.last() {
+            Some(sqlparser::ast::ObjectNamePart::Identifier(id)) => id,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(id.value.to_lowercase())
+}
 
 /// An identity keyword: `current_user`, `session_user`, `current_role`,
 /// `user` (reserved in PostgreSQL: never a column name unquoted).

@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SetExpr, TableAlias, TableFactor,
-    VisitorMut,
+    Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, TableAlias,
+    TableFactor, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -340,7 +340,20 @@ impl VisitorMut for Securer<'_> {
         ControlFlow::Continue(())
     }
 
-    fn pre_visit_select(&mut self, _select: &mut Select) -> ControlFlow<PgError> {
+    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<PgError> {
+        // A call that will read as NULL keeps the column name PostgreSQL
+        // gives the call, not the one it would give a cast.
+        for item in select.projection.iter_mut() {
+            if let SelectItem::UnnamedExpr(Expr::Function(f)) = item
+                && let Decision::Null(_) =
+                    functions::decide(self.catalog, self.search_path, self.access, &f.name)
+                && let Some(ObjectNamePart::Identifier(id)) = f.name.0.last()
+            {
+                let alias = Ident::with_quote('"', fold(id));
+                let expr = Expr::Function(f.clone());
+                *item = SelectItem::ExprWithAlias { expr, alias };
+            }
+        }
         self.selects.push(SelectFrame::default());
         ControlFlow::Continue(())
     }

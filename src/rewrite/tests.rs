@@ -468,7 +468,8 @@ fn identity_functions_read_as_the_login() {
     let sql = ok("SELECT current_user, session_user, CURRENT_ROLE, user");
     assert_eq!(
         sql,
-        "SELECT 'alice'::pg_catalog.name, 'alice'::pg_catalog.name, 'alice'::pg_catalog.name, 'alice'::pg_catalog.name"
+        "SELECT 'alice'::pg_catalog.name AS \"current_user\", 'alice'::pg_catalog.name AS \"session_user\", \
+         'alice'::pg_catalog.name AS \"current_role\", 'alice'::pg_catalog.name AS \"user\""
     );
 }
 
@@ -563,7 +564,8 @@ fn privilege_functions_keep_the_upstream_role() {
     let sql = ok("SELECT has_table_privilege(current_user, 'orders', 'select'), current_user");
     assert_eq!(
         sql,
-        "SELECT has_table_privilege(pg_catalog.\"current_user\"(), 'orders', 'select'), 'alice'::pg_catalog.name"
+        "SELECT has_table_privilege(pg_catalog.\"current_user\"(), 'orders', 'select'), \
+         'alice'::pg_catalog.name AS \"current_user\""
     );
 }
 
@@ -585,7 +587,8 @@ fn functions_by_category() {
     // Other sessions and signals read as NULL.
     assert_eq!(
         ok("SELECT pg_stat_get_numscans(1), pg_catalog.pg_terminate_backend(2)"),
-        "SELECT NULL::pg_catalog.int8, NULL::pg_catalog.int8"
+        "SELECT NULL::pg_catalog.int8 AS \"pg_stat_get_numscans\", \
+         NULL::pg_catalog.int8 AS \"pg_terminate_backend\""
     );
     // Outside pg_catalog: needs GRANT EXECUTE (Alice has none).
     assert_eq!(refused("SELECT order_total(1)"), "42501");

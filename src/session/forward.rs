@@ -401,27 +401,35 @@ where
             return crate::session::send_error(w, &err).await;
         }
         // Waiting for data is the only cancel-safe point; a whole message
-        // is then handled without interruption.
-        tokio::select! {
-            biased;
-            Some(err) = fatal.recv() => {
+        // is then handled without interruption. With data already buffered
+        // (a result streaming through) only a pending fatal error is looked
+        // at, without waiting.
+        if !r.buffer().is_empty() {
+            if let Ok(err) = fatal.try_recv() {
                 return crate::session::send_error(w, &err).await;
             }
-            changed = shutdown.changed(), if !shutting_down => {
-                shutting_down = changed.is_err() || *shutdown.borrow();
-                continue;
-            }
-            filled = r.fill_buf() => {
-                if filled?.is_empty() {
-                    if !upstream_fatal {
-                        let err = PgError::fatal(
-                            code::CONNECTION_FAILURE,
-                            "the connection to the upstream database was lost",
-                        );
-                        crate::session::send_error(w, &err).await?;
+        } else {
+            tokio::select! {
+                biased;
+                Some(err) = fatal.recv() => {
+                    return crate::session::send_error(w, &err).await;
+                }
+                changed = shutdown.changed(), if !shutting_down => {
+                    shutting_down = changed.is_err() || *shutdown.borrow();
+                    continue;
+                }
+                filled = r.fill_buf() => {
+                    if filled?.is_empty() {
+                        if !upstream_fatal {
+                            let err = PgError::fatal(
+                                code::CONNECTION_FAILURE,
+                                "the connection to the upstream database was lost",
+                            );
+                            crate::session::send_error(w, &err).await?;
+                        }
+                        w.flush().await?;
+                        return Ok(());
                     }
-                    w.flush().await?;
-                    return Ok(());
                 }
             }
         }
