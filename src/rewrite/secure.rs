@@ -485,8 +485,14 @@ fn secured_subquery(
         return Err(permission_denied(relation));
     }
     let rows = row_condition(access);
+    // A subquery that filters rows is fenced with OFFSET 0: PostgreSQL then
+    // neither pulls it up nor pushes the user's predicates into it, so no
+    // user predicate (a division by zero, a failing cast) runs on a row the
+    // policy hides. Unfiltered relations stay unfenced (index scans keep
+    // working through them).
+    let fence = if rows == "true" { "" } else { " OFFSET 0" };
     let sql = format!(
-        "SELECT {} FROM {}.{} WHERE {rows}",
+        "SELECT {} FROM {}.{} WHERE {rows}{fence}",
         projection.join(", "),
         quote_ident(&relation.schema),
         quote_ident(&relation.name),

@@ -257,7 +257,7 @@ fn refused(sql: &str) -> &'static str {
 const ORDERS: &str = "(SELECT \"id\" AS \"id\", \"customer_id\" AS \"customer_id\", \
     \"salesrep_id\" AS \"salesrep_id\", \"amount\" AS \"amount\", \"notes\" AS \"notes\", \
     \"status\" AS \"status\" FROM \"public\".\"orders\" WHERE ((salesrep_id = '1'::INT4)) AND \
-    (status <> 'archived'))";
+    (status <> 'archived') OFFSET 0)";
 
 #[test]
 fn a_table_becomes_its_secured_subquery() {

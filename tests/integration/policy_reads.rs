@@ -239,3 +239,36 @@ async fn printer_differential_and_smuggled_relations_are_refused() -> anyhow::Re
     assert!(rows.is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn leaky_predicates_never_see_hidden_rows() -> anyhow::Result<()> {
+    let db = demo_db("policy_leaky").await?;
+    let pgward = db
+        .start_pgward(PgwardOptions::with_policies(&demo_policies()?))
+        .await?;
+    let su = db.superuser().await?;
+    // Amounts that only rows hidden from alice hold (other reps' orders and
+    // her archived one).
+    let hidden: Vec<String> = su
+        .query(
+            "SELECT amount::text FROM orders WHERE (salesrep_id <> 1 OR status = 'archived') \
+             AND amount NOT IN (SELECT amount FROM orders WHERE salesrep_id = 1 AND status <> 'archived')",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(hidden.len() >= 5, "{hidden:?}");
+    let c = pgward.connect_as("alice", "alice").await?;
+    for v in &hidden {
+        // Directly, this division fails on the hidden row holding v; through
+        // pgward the policy filter runs first, so it never meets that row.
+        let sql = format!("SELECT count(*) FROM orders WHERE 1 / (amount - {v}) <> 0");
+        let direct = su.simple_query(&sql).await;
+        assert!(direct.is_err(), "the probe must fail directly for {v}");
+        let n: i64 = c.query_one(sql.as_str(), &[]).await?.get(0);
+        assert_eq!(n, 3, "{sql}");
+    }
+    Ok(())
+}
