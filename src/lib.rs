@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod explain;
 pub mod globals;
 pub mod net;
 pub mod policy;

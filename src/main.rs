@@ -33,6 +33,20 @@ enum Command {
         #[arg(long, default_value = "pgward.toml")]
         config: PathBuf,
     },
+    /// Print the decision for a statement of a user and the SQL pgward would forward.
+    Explain {
+        /// Configuration file (TOML).
+        #[arg(long, default_value = "pgward.toml")]
+        config: PathBuf,
+        /// The user whose session to assume.
+        #[arg(long)]
+        user: String,
+        /// Extra roles to assume besides the user's own.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// The SQL text.
+        sql: String,
+    },
     /// Start a throwaway PostgreSQL with the demo policies behind the proxy.
     Demo {
         /// Folder with the demo policies (default: policies/demo).
@@ -58,6 +72,15 @@ fn main() -> ExitCode {
                 pgward::server::run(config, shutdown_signal()).await
             }
             Command::Demo { policies } => pgward::demo::run(policies).await,
+            Command::Explain {
+                config,
+                user,
+                roles,
+                sql,
+            } => {
+                let config = pgward::config::Config::load(&config)?;
+                pgward::explain::run(config, &user, &roles, &sql).await
+            }
         }
     });
     match result {

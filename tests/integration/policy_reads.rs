@@ -272,3 +272,43 @@ async fn leaky_predicates_never_see_hidden_rows() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn explain_prints_the_decision_and_the_forwarded_sql() -> anyhow::Result<()> {
+    let db = demo_db("policy_explain").await?;
+    let pgward = db
+        .start_pgward(PgwardOptions::with_policies(&demo_policies()?))
+        .await?;
+    let config = pgward.dir().join("pgward.toml");
+    let explain = |user: &str, sql: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pgward"))
+            .args(["explain", "--config"])
+            .arg(&config)
+            .args(["--user", user, sql])
+            .output()
+    };
+    let out = explain("alice", "SELECT count(*) FROM orders")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("decision: allowed"), "{text}");
+    assert!(text.contains("FROM \"public\".\"orders\" WHERE"), "{text}");
+    assert!(
+        text.contains("salesrep_id = '1'::pg_catalog.int4"),
+        "{text}"
+    );
+
+    let out = explain("alice", "SELECT margin FROM orders")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("decision: refused"), "{text}");
+    assert!(text.contains("42501"), "{text}");
+
+    let out = explain("eve", "SELECT 1")?;
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("current_employee"), "{all}");
+    Ok(())
+}
