@@ -83,3 +83,76 @@ impl AsyncWrite for Stream {
         }
     }
 }
+
+/// The read half of a [`Stream`]: plain TCP splits without a lock, TLS
+/// through tokio's (locked) split.
+pub enum ReadHalf {
+    Plain(tokio::net::tcp::OwnedReadHalf),
+    Other(tokio::io::ReadHalf<Stream>),
+}
+
+/// The write half of a [`Stream`].
+pub enum WriteHalf {
+    Plain(tokio::net::tcp::OwnedWriteHalf),
+    Other(tokio::io::WriteHalf<Stream>),
+}
+
+/// Splits a stream for reading and writing at once.
+pub fn split(stream: Stream) -> (ReadHalf, WriteHalf) {
+    match stream {
+        Stream::Plain(tcp) => {
+            let (r, w) = tcp.into_split();
+            (ReadHalf::Plain(r), WriteHalf::Plain(w))
+        }
+        other => {
+            let (r, w) = tokio::io::split(other);
+            (ReadHalf::Other(r), WriteHalf::Other(w))
+        }
+    }
+}
+
+/// Puts the halves of one stream back together; `None` if they do not
+/// belong together.
+pub fn unsplit(r: ReadHalf, w: WriteHalf) -> Option<Stream> {
+    match (r, w) {
+        (ReadHalf::Plain(r), WriteHalf::Plain(w)) => r.reunite(w).ok().map(Stream::Plain),
+        (ReadHalf::Other(r), WriteHalf::Other(w)) if r.is_pair_of(&w) => Some(r.unsplit(w)),
+        _ => None,
+    }
+}
+
+impl AsyncRead for ReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ReadHalf::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ReadHalf::Other(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WriteHalf::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            WriteHalf::Other(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Plain(s) => Pin::new(s).poll_flush(cx),
+            WriteHalf::Other(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            WriteHalf::Other(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

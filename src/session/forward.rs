@@ -91,8 +91,8 @@ pub async fn run(
     hook: &mut Hook,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Ended> {
-    let (client_r, client_w) = tokio::io::split(client);
-    let (up_r, up_w) = tokio::io::split(upstream);
+    let (client_r, client_w) = crate::net::split(client);
+    let (up_r, up_w) = crate::net::split(upstream);
     let mut client_r = BufReader::with_capacity(BUFFER, client_r);
     let mut client_w = BufWriter::with_capacity(BUFFER, client_w);
     let mut up_r = BufReader::with_capacity(BUFFER, up_r);
@@ -154,9 +154,8 @@ pub async fn run(
             status,
         });
     }
-    let stream = up_r.into_inner().unsplit(up_w.into_inner());
     Ok(Ended {
-        upstream: Some(stream),
+        upstream: crate::net::unsplit(up_r.into_inner(), up_w.into_inner()),
         status,
     })
 }
