@@ -21,3 +21,4 @@ mod shutdown;
 mod smoke;
 mod streaming;
 mod tls;
+mod upstream;
