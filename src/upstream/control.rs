@@ -77,6 +77,18 @@ pub async fn check_service_identity(
             }
         );
     }
+    if superuser || bypassrls {
+        tracing::warn!(
+            "the service role \"{}\" is a {}: allowed by upstream.allow_superuser; \
+             row security in the database does not apply to it",
+            cfg.user,
+            if superuser {
+                "superuser"
+            } else {
+                "role with BYPASSRLS"
+            }
+        );
+    }
     Ok(())
 }
 
