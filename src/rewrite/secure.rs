@@ -89,6 +89,19 @@ impl<'a> Securer<'a> {
         })
     }
 
+    /// A function in FROM (`generate_series(…)`): allowed or refused; one
+    /// that would read as NULL has no place there.
+    fn check_from_function(&self, name: &ObjectName) -> Result<(), PgError> {
+        match functions::decide(self.catalog, self.search_path, self.access, name) {
+            Decision::Allow => Ok(()),
+            Decision::Refuse(e) => Err(e),
+            Decision::Null(_) => Err(PgError::error(
+                code::INSUFFICIENT_PRIVILEGE,
+                format!("pgward does not allow the function {name} in FROM"),
+            )),
+        }
+    }
+
     fn secure_table(&mut self, factor: &mut TableFactor) -> Result<(), PgError> {
         let TableFactor::Table {
             name,
@@ -104,16 +117,7 @@ impl<'a> Securer<'a> {
         } = factor
         else {
             if let TableFactor::Function { name, .. } = factor {
-                match functions::decide(self.catalog, self.search_path, self.access, name) {
-                    Decision::Allow => {}
-                    Decision::Refuse(e) => return Err(e),
-                    Decision::Null(_) => {
-                        return Err(PgError::error(
-                            code::INSUFFICIENT_PRIVILEGE,
-                            format!("pgward does not allow the function {name} in FROM"),
-                        ));
-                    }
-                }
+                self.check_from_function(name)?;
             }
             if let Some(frame) = self.selects.last_mut() {
                 frame.opaque_items = true;
@@ -122,16 +126,7 @@ impl<'a> Securer<'a> {
         };
         if args.is_some() {
             // A function in FROM (`generate_series(…)`).
-            match functions::decide(self.catalog, self.search_path, self.access, name) {
-                Decision::Allow => {}
-                Decision::Refuse(e) => return Err(e),
-                Decision::Null(_) => {
-                    return Err(PgError::error(
-                        code::INSUFFICIENT_PRIVILEGE,
-                        format!("pgward does not allow the function {name} in FROM"),
-                    ));
-                }
-            }
+            self.check_from_function(name)?;
             if let Some(frame) = self.selects.last_mut() {
                 frame.opaque_items = true;
             }
