@@ -18,6 +18,7 @@ use serde::Deserialize;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::harness::{Pgward, PgwardOptions, SERVICE_ROLE, TestDb};
+use crate::policy_reads::{demo_dir, demo_policies};
 
 /// The login every query runs as through pgward.
 const LOGIN: &str = "alice";
@@ -110,25 +111,6 @@ const DIFFERENCES: &[Difference] = &[
                  not as the service role",
     },
 ];
-
-fn demo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies/demo")
-}
-
-/// The demo policy files, concatenated in lexical order.
-fn demo_policies() -> anyhow::Result<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(demo_dir())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
-        .collect();
-    files.sort();
-    let mut text = String::new();
-    for f in files {
-        text.push_str(&std::fs::read_to_string(f)?);
-        text.push('\n');
-    }
-    Ok(text)
-}
 
 /// The types the captured queries ask about by name (they existed in the
 /// cluster the queries were captured from; the demo schema has none).

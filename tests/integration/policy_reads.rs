@@ -6,12 +6,12 @@ use std::path::PathBuf;
 
 use crate::harness::{PgwardOptions, SERVICE_ROLE, TestDb};
 
-fn demo_dir() -> PathBuf {
+pub(crate) fn demo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies/demo")
 }
 
 /// The demo policy files, concatenated in lexical order.
-fn demo_policies() -> anyhow::Result<String> {
+pub(crate) fn demo_policies() -> anyhow::Result<String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(demo_dir())?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "sql"))
