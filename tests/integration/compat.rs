@@ -431,6 +431,32 @@ fn compare_shape(via: &[Answer], direct: &[Answer]) -> Option<String> {
     (!problems.is_empty()).then_some(problems)
 }
 
+/// Other tests create and drop databases and roles while this one runs,
+/// so cluster-wide listings (psql's list of databases and of roles,
+/// getCatalogs) differ between two moments: rows naming another test's
+/// database or role (harness names hold `t<n>_<label>`) are left out of
+/// both answers.
+fn without_other_test_databases(mut answers: Vec<Answer>, own: &str) -> Vec<Answer> {
+    // A harness name `t<n>_…`, alone or inside a role name such as
+    // `svc_bypassrls_t12_upstream_bypassrls`, other than this test's own.
+    let names_other = |cell: &str| {
+        let cell = cell.replace(own, "");
+        let bytes = cell.as_bytes();
+        (0..bytes.len()).any(|i| {
+            (i == 0 || bytes[i - 1] == b'_')
+                && bytes[i] == b't'
+                && cell[i + 1..]
+                    .find(|c: char| !c.is_ascii_digit())
+                    .is_some_and(|d| d > 0 && cell[i + 1 + d..].starts_with('_'))
+        })
+    };
+    let is_other = |cell: &Option<String>| cell.as_deref().is_some_and(names_other);
+    for a in &mut answers {
+        a.rows.retain(|row| !row.iter().any(is_other));
+    }
+    answers
+}
+
 fn multiset_difference(a: &[Vec<Option<String>>], b: &[Vec<Option<String>>]) -> (Rows, Rows) {
     let mut only_b = b.to_vec();
     let mut only_a = Vec::new();
@@ -579,7 +605,10 @@ async fn client_queries_answer_as_directly() -> anyhow::Result<()> {
         drop(direct);
         let label = format!("[{}] {}", q.client, q.purpose);
         let (via_answer, direct_answer) = match (via_answer, direct_answer) {
-            (Ok(v), Ok(d)) => (v, d),
+            (Ok(v), Ok(d)) => (
+                without_other_test_databases(v, db.name()),
+                without_other_test_databases(d, db.name()),
+            ),
             (Err(e), _) => {
                 failures.push(format!("{label}\n  through pgward: {e}\n"));
                 continue;
