@@ -12,7 +12,7 @@ use sqlparser::parser::Parser;
 use super::*;
 use crate::catalog::{Catalog, CatalogParts, Column, Function, RelKind, Relation};
 
-fn relation(oid: u32, schema: &str, name: &str, kind: RelKind, cols: &[&str]) -> Relation {
+pub(super) fn relation(oid: u32, schema: &str, name: &str, kind: RelKind, cols: &[&str]) -> Relation {
     Relation {
         oid,
         schema: schema.into(),
@@ -35,7 +35,7 @@ fn relation(oid: u32, schema: &str, name: &str, kind: RelKind, cols: &[&str]) ->
     }
 }
 
-fn catalog() -> Catalog {
+pub(super) fn catalog() -> Catalog {
     Catalog::from_parts(CatalogParts {
         schemas: vec![
             "pg_catalog".into(),
@@ -149,7 +149,7 @@ fn catalog() -> Catalog {
     })
 }
 
-fn builtin(oid: u32, name: &str, returns_set: bool) -> Function {
+pub(super) fn builtin(oid: u32, name: &str, returns_set: bool) -> Function {
     Function {
         oid,
         schema: "pg_catalog".into(),
@@ -164,7 +164,7 @@ fn builtin(oid: u32, name: &str, returns_set: bool) -> Function {
     }
 }
 
-fn expr(sql: &str) -> Expr {
+pub(super) fn expr(sql: &str) -> Expr {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
         .unwrap()
@@ -172,11 +172,11 @@ fn expr(sql: &str) -> Expr {
         .unwrap()
 }
 
-fn cols(list: &[&str]) -> Columns {
+pub(super) fn cols(list: &[&str]) -> Columns {
     Columns::Some(list.iter().map(|c| c.to_string()).collect::<BTreeSet<_>>())
 }
 
-struct Alice;
+pub(super) struct Alice;
 
 impl Access for Alice {
     fn table(&self, relation: &crate::catalog::Relation, command: Command) -> Option<TableAccess> {
@@ -225,11 +225,11 @@ impl Access for Alice {
     }
 }
 
-fn run(sql: &str) -> Result<String, PgError> {
+pub(super) fn run(sql: &str) -> Result<String, PgError> {
     run_with_path(sql, &["public"])
 }
 
-fn run_with_path(sql: &str, path: &[&str]) -> Result<String, PgError> {
+pub(super) fn run_with_path(sql: &str, path: &[&str]) -> Result<String, PgError> {
     let catalog = catalog();
     let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
     let ctx = Context {
@@ -240,21 +240,21 @@ fn run_with_path(sql: &str, path: &[&str]) -> Result<String, PgError> {
     secure_text(sql, false, &ctx)
 }
 
-fn ok(sql: &str) -> String {
+pub(super) fn ok(sql: &str) -> String {
     match run(sql) {
         Ok(s) => s,
         Err(e) => panic!("{sql}: refused with {e}"),
     }
 }
 
-fn refused(sql: &str) -> &'static str {
+pub(super) fn refused(sql: &str) -> &'static str {
     match run(sql) {
         Ok(s) => panic!("{sql}: allowed as {s}"),
         Err(e) => e.code,
     }
 }
 
-const ORDERS: &str = "(SELECT \"id\" AS \"id\", \"customer_id\" AS \"customer_id\", \
+pub(super) const ORDERS: &str = "(SELECT \"id\" AS \"id\", \"customer_id\" AS \"customer_id\", \
     \"salesrep_id\" AS \"salesrep_id\", \"amount\" AS \"amount\", \"notes\" AS \"notes\", \
     \"status\" AS \"status\" FROM \"public\".\"orders\" WHERE ((salesrep_id = '1'::INT4)) AND \
     (status <> 'archived') OFFSET 0)";
