@@ -382,6 +382,8 @@ fn upstream_current_user() -> Expr {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod table_tests;
 
 fn refused(what: &str) -> PgError {
     PgError::error(
