@@ -48,6 +48,7 @@ pub fn add(set: &mut PolicySet, policies: Vec<CreatePolicy>, errors: &mut Vec<Po
             using: create.using,
             check: create.check,
             location: create.name.location,
+            table_location: create.table.location().clone(),
         };
         for reference in policy
             .using

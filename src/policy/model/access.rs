@@ -256,6 +256,8 @@ pub struct Policy {
     pub check: Option<WithGlobals<Expr>>,
     /// Where the policy's name is.
     pub location: Location,
+    /// Where the table name after ON is.
+    pub table_location: Location,
 }
 
 impl Policy {
