@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod check;
 pub mod cluster;
 pub mod config;
 pub mod demo;

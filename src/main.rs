@@ -33,6 +33,12 @@ enum Command {
         #[arg(long, default_value = "pgward.toml")]
         config: PathBuf,
     },
+    /// Validate the policies against the live catalog; exit 1 on any error.
+    Check {
+        /// Configuration file (TOML).
+        #[arg(long, default_value = "pgward.toml")]
+        config: PathBuf,
+    },
     /// Print the decision for a statement of a user and the SQL pgward would forward.
     Explain {
         /// Configuration file (TOML).
@@ -70,6 +76,10 @@ fn main() -> ExitCode {
             Command::Serve { config } => {
                 let config = pgward::config::Config::load(&config)?;
                 pgward::server::run(config, shutdown_signal()).await
+            }
+            Command::Check { config } => {
+                let config = pgward::config::Config::load(&config)?;
+                pgward::check::run(config).await
             }
             Command::Demo { policies } => pgward::demo::run(policies).await,
             Command::Explain {
