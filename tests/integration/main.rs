@@ -4,6 +4,7 @@
 mod auth;
 mod cancel;
 mod catalog_snapshot;
+mod check;
 mod clients_jdbc;
 mod clients_node;
 mod clients_python;
