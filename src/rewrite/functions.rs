@@ -14,7 +14,7 @@ use sqlparser::ast::{Expr, ObjectName, ObjectNamePart};
 
 use super::access::Access;
 use super::secure::fold;
-use crate::catalog::{Catalog, Function};
+use crate::catalog::{Catalog, Function, RelKind, Relation};
 use crate::error::{PgError, code};
 
 /// What happens to a call.
@@ -288,3 +288,824 @@ pub fn is_set_config(catalog: &Catalog, search_path: &[String], name: &ObjectNam
                 .all(|f| f.schema == "pg_catalog")
     })
 }
+
+// ---------------------------------------------------------------------------
+// Calls pgward answers itself (THREATS.md "service identity shows",
+// PRODUCT.md §3 semantics 10): the privilege functions answer for the login
+// from its policies, and the search_path readers with the client's own
+// search_path. Each call becomes an expression PostgreSQL evaluates without
+// any privilege lookup of its own: a constant, or a test of the argument
+// against a list pgward computed from the catalog snapshot.
+
+/// The privilege functions pgward answers from its grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Privileged {
+    Table,
+    Column,
+    AnyColumn,
+    Schema,
+    Function,
+    Sequence,
+    Database,
+}
+
+impl Privileged {
+    fn of(name: &str) -> Option<Privileged> {
+        Some(match name {
+            "has_table_privilege" => Privileged::Table,
+            "has_column_privilege" => Privileged::Column,
+            "has_any_column_privilege" => Privileged::AnyColumn,
+            "has_schema_privilege" => Privileged::Schema,
+            "has_function_privilege" => Privileged::Function,
+            "has_sequence_privilege" => Privileged::Sequence,
+            "has_database_privilege" => Privileged::Database,
+            _ => return None,
+        })
+    }
+
+    /// Arguments without the optional role argument.
+    fn arity(self) -> usize {
+        match self {
+            Privileged::Column => 3,
+            _ => 2,
+        }
+    }
+
+    /// PostgreSQL's privilege names for the function (`convert_*_priv_string`);
+    /// `WITH GRANT OPTION` forms are accepted and never held.
+    fn privileges(self) -> &'static [(&'static str, Want)] {
+        use Want::*;
+        match self {
+            Privileged::Table => &[
+                ("SELECT", Cmd(Command::Select)),
+                ("INSERT", Cmd(Command::Insert)),
+                ("UPDATE", Cmd(Command::Update)),
+                ("DELETE", Cmd(Command::Delete)),
+                ("TRUNCATE", Never),
+                ("REFERENCES", Never),
+                ("TRIGGER", Never),
+                ("RULE", Never),
+            ],
+            Privileged::Column | Privileged::AnyColumn => &[
+                ("SELECT", Cmd(Command::Select)),
+                ("INSERT", Cmd(Command::Insert)),
+                ("UPDATE", Cmd(Command::Update)),
+                ("REFERENCES", Never),
+            ],
+            Privileged::Schema => &[("CREATE", Never), ("USAGE", Usage)],
+            Privileged::Function => &[("EXECUTE", Execute)],
+            Privileged::Sequence => &[
+                ("USAGE", Cmd(Command::Select)),
+                ("SELECT", Cmd(Command::Select)),
+                ("UPDATE", Cmd(Command::Update)),
+            ],
+            Privileged::Database => &[
+                ("CREATE", Never),
+                ("TEMPORARY", Never),
+                ("TEMP", Never),
+                ("CONNECT", Connect),
+            ],
+        }
+    }
+}
+
+/// What a privilege name asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Cmd(Command),
+    Usage,
+    Execute,
+    Connect,
+    /// A privilege pgward never grants (CREATE, TRUNCATE, grant options …).
+    Never,
+}
+
+use super::access::Command;
+
+/// Parses a privilege string as PostgreSQL's `convert_any_priv_string`:
+/// comma-separated, each item trimmed, names case-insensitive; the call is
+/// true when any of them is held. Privileges never held are left out.
+fn parse_privileges(text: &str, kind: Privileged) -> Result<Vec<Want>, PgError> {
+    let mut wanted = Vec::new();
+    for chunk in text.split(',') {
+        let chunk =
+            chunk.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'));
+        let found = kind.privileges().iter().find_map(|(name, want)| {
+            if chunk.eq_ignore_ascii_case(name) {
+                Some(*want)
+            } else if chunk.len() > name.len()
+                && chunk.is_char_boundary(name.len())
+                && chunk[..name.len()].eq_ignore_ascii_case(name)
+                && chunk[name.len()..].eq_ignore_ascii_case(" WITH GRANT OPTION")
+            {
+                Some(Want::Never)
+            } else {
+                None
+            }
+        });
+        match found {
+            Some(Want::Never) => {}
+            Some(w) => wanted.push(w),
+            None => {
+                return Err(PgError::error(
+                    "22023",
+                    format!("unrecognized privilege type: \"{chunk}\""),
+                ));
+            }
+        }
+    }
+    Ok(wanted)
+}
+
+/// The session a call is answered for.
+struct Answering<'c, 'a> {
+    ctx: &'c super::Context<'a>,
+    /// The client's search_path as written (`$user` unexpanded).
+    client_path: &'c [String],
+}
+
+/// Replaces, everywhere in the statement, the calls pgward answers itself:
+/// the privilege functions (for the login, from its policies) and
+/// `current_schema`, `current_schemas(…)` and `current_setting('search_path')`
+/// (from the client's search_path). A select item keeps the column name
+/// PostgreSQL gives the call.
+pub fn answer_calls(
+    statement: &mut sqlparser::ast::Statement,
+    ctx: &super::Context<'_>,
+    client_path: &[String],
+) -> Result<(), PgError> {
+    use sqlparser::ast::VisitMut;
+    let mut answering = Answering { ctx, client_path };
+    match statement.visit(&mut answering) {
+        std::ops::ControlFlow::Continue(()) => Ok(()),
+        std::ops::ControlFlow::Break(e) => Err(e),
+    }
+}
+
+impl sqlparser::ast::VisitorMut for Answering<'_, '_> {
+    type Break = PgError;
+
+    fn pre_visit_select(
+        &mut self,
+        select: &mut sqlparser::ast::Select,
+    ) -> std::ops::ControlFlow<PgError> {
+        for item in select.projection.iter_mut() {
+            if let sqlparser::ast::SelectItem::UnnamedExpr(e) = item
+                && let Some(name) = self.answered(e)
+            {
+                *item = sqlparser::ast::SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: sqlparser::ast::Ident::with_quote('"', name),
+                };
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+
+    // After the arguments were visited: calls nested in arguments are
+    // answered first, and the expression put in place is not walked.
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> std::ops::ControlFlow<PgError> {
+        match self.answer(expr) {
+            Ok(Some(new)) => *expr = new,
+            Ok(None) => {}
+            Err(e) => return std::ops::ControlFlow::Break(e),
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// A call pgward answers: the function's name, and its arguments.
+enum Answered<'e> {
+    CurrentSchema,
+    CurrentSchemas(&'e Expr),
+    SearchPathSetting,
+    Privilege(Privileged, String, Vec<&'e Expr>),
+}
+
+impl Answering<'_, '_> {
+    /// The column name PostgreSQL gives a call pgward answers.
+    fn answered(&self, expr: &Expr) -> Option<String> {
+        match self.classify(expr).ok()?? {
+            Answered::CurrentSchema => Some("current_schema".into()),
+            Answered::CurrentSchemas(_) => Some("current_schemas".into()),
+            Answered::SearchPathSetting => Some("current_setting".into()),
+            Answered::Privilege(_, name, _) => Some(name),
+        }
+    }
+
+    fn classify<'e>(&self, expr: &'e Expr) -> Result<Option<Answered<'e>>, PgError> {
+        use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+        let f = match expr {
+            // `current_schema` without parentheses: a keyword, never a column.
+            Expr::Identifier(id)
+                if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("current_schema") =>
+            {
+                return Ok(Some(Answered::CurrentSchema));
+            }
+            Expr::Function(f) => f,
+            _ => return Ok(None),
+        };
+        let Some((schema, fname)) = split(&f.name) else {
+            return Ok(None);
+        };
+        if schema.as_deref().is_some_and(|s| s != "pg_catalog") {
+            return Ok(None);
+        }
+        // A function of that name outside pg_catalog that the client's
+        // search_path finds is the client's own: decided as any other.
+        let candidates =
+            self.ctx
+                .catalog
+                .function_candidates(schema.as_deref(), &fname, self.ctx.search_path);
+        if candidates.iter().any(|c| c.schema != "pg_catalog") {
+            return Ok(None);
+        }
+        let args: Vec<&Expr> = match &f.args {
+            FunctionArguments::None => Vec::new(),
+            FunctionArguments::List(list) => {
+                if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+                    return Ok(None);
+                }
+                let mut args = Vec::with_capacity(list.args.len());
+                for a in &list.args {
+                    match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => args.push(e),
+                        _ => {
+                            if Privileged::of(&fname).is_some() {
+                                return Err(PgError::error(
+                                    code::FEATURE_NOT_SUPPORTED,
+                                    format!("pgward does not support named arguments to {fname}"),
+                                ));
+                            }
+                            return Ok(None);
+                        }
+                    }
+                }
+                args
+            }
+            FunctionArguments::Subquery(_) => return Ok(None),
+        };
+        Ok(match (fname.as_str(), args.as_slice()) {
+            ("current_schema", []) => Some(Answered::CurrentSchema),
+            ("current_schemas", [implicit]) => Some(Answered::CurrentSchemas(implicit)),
+            ("current_setting", [name] | [name, _])
+                if string_literal(name).is_some_and(|n| n.eq_ignore_ascii_case("search_path")) =>
+            {
+                Some(Answered::SearchPathSetting)
+            }
+            (name, _) => Privileged::of(name).map(|k| Answered::Privilege(k, fname.clone(), args)),
+        })
+    }
+
+    fn answer(&self, expr: &Expr) -> Result<Option<Expr>, PgError> {
+        let Some(call) = self.classify(expr)? else {
+            return Ok(None);
+        };
+        let sql = match call {
+            Answered::CurrentSchema => match self.schemas(false).first() {
+                Some(s) => format!("{}::pg_catalog.name", quote_literal(s)),
+                None => "NULL::pg_catalog.name".to_string(),
+            },
+            Answered::CurrentSchemas(implicit) => {
+                let with = name_array(&self.schemas(true));
+                let without = name_array(&self.schemas(false));
+                match literal_bool(implicit) {
+                    Some(true) => with,
+                    Some(false) => without,
+                    None => {
+                        return template(
+                            &format!(
+                                "CASE {ARG} WHEN true THEN {with} WHEN false THEN {without} END"
+                            ),
+                            implicit,
+                        )
+                        .map(Some);
+                    }
+                }
+            }
+            Answered::SearchPathSetting => format!(
+                "{}::pg_catalog.text",
+                quote_literal(&super::set::shown_search_path(self.client_path))
+            ),
+            Answered::Privilege(kind, name, args) => {
+                return self.privilege(kind, &name, &args).map(Some);
+            }
+        };
+        parse_expr(&sql).map(Some)
+    }
+
+    /// The schemas of the client's search_path that exist and that the
+    /// login may use, as PostgreSQL's `current_schemas` lists them (with
+    /// `implicit`: `pg_catalog` first unless the path names it).
+    fn schemas(&self, implicit: bool) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if implicit && !self.ctx.search_path.iter().any(|s| s == "pg_catalog") {
+            out.push("pg_catalog".into());
+        }
+        for s in self.ctx.search_path {
+            if !out.contains(s)
+                && self.ctx.catalog.schemas().any(|c| c == s)
+                && self.schema_usable(s)
+            {
+                out.push(s.clone());
+            }
+        }
+        out
+    }
+
+    /// USAGE on a schema: the catalog schemas, and those the login may
+    /// read something in.
+    fn schema_usable(&self, schema: &str) -> bool {
+        schema == "pg_catalog"
+            || schema == "information_schema"
+            || self.ctx.catalog.relations().any(|r| {
+                r.schema == schema
+                    && r.kind != RelKind::Other
+                    && self.relation_allows(r, &[Want::Cmd(Command::Select)], Scope::Table)
+            })
+    }
+
+    /// Whether the login holds one of `wanted` on a relation, for the whole
+    /// table (some entry), some column, or one column.
+    fn relation_allows(&self, relation: &Relation, wanted: &[Want], scope: Scope<'_>) -> bool {
+        if let Scope::Column(c) = scope
+            && relation.column(c).is_none()
+        {
+            return false;
+        }
+        if super::catalog_rules::rule(relation).is_some() {
+            // Catalog relations: readable ones may be selected, nothing else.
+            let readable = !matches!(
+                super::catalog_rules::rule(relation),
+                Some(super::catalog_rules::CatalogRule::Deny)
+            );
+            return readable && wanted.contains(&Want::Cmd(Command::Select));
+        }
+        wanted.iter().any(|w| {
+            let Want::Cmd(command) = w else {
+                return false;
+            };
+            self.ctx
+                .access
+                .table(relation, *command)
+                .is_some_and(|a| match scope {
+                    Scope::Table => !a.entries.is_empty(),
+                    Scope::AnyColumn => a.entries.iter().any(|e| match &e.columns {
+                        super::access::Columns::All => !relation.columns.is_empty(),
+                        super::access::Columns::Some(set) => {
+                            relation.columns.iter().any(|c| set.contains(&c.name))
+                        }
+                    }),
+                    Scope::Column(c) => a.sees_column(c),
+                })
+        })
+    }
+
+    fn privilege(&self, kind: Privileged, name: &str, args: &[&Expr]) -> Result<Expr, PgError> {
+        let args = if args.len() == kind.arity() + 1 {
+            self.check_role(name, args[0])?;
+            &args[1..]
+        } else if args.len() == kind.arity() {
+            args
+        } else {
+            return Err(PgError::error(
+                "42883",
+                format!(
+                    "function {name} with {} arguments does not exist",
+                    args.len()
+                ),
+            ));
+        };
+        let privilege = args.last().and_then(|a| string_literal(a)).ok_or_else(|| {
+            PgError::error(
+                code::FEATURE_NOT_SUPPORTED,
+                format!("pgward answers {name} only for a literal privilege"),
+            )
+            .with_hint("pass the privilege as a string literal, such as 'SELECT'")
+        })?;
+        let object = args[0];
+        match kind {
+            Privileged::Table
+            | Privileged::AnyColumn
+            | Privileged::Sequence
+            | Privileged::Column => {
+                let column = if kind == Privileged::Column {
+                    Some(column_arg(name, args[1])?)
+                } else {
+                    None
+                };
+                self.relation_privilege(kind, object, column, &privilege)
+            }
+            Privileged::Schema => {
+                if let Some(schema) = string_literal(object) {
+                    if !self.ctx.catalog.schemas().any(|s| s == schema) {
+                        return Err(PgError::error(
+                            "3F000",
+                            format!("schema \"{schema}\" does not exist"),
+                        ));
+                    }
+                    let wanted = parse_privileges(&privilege, kind)?;
+                    return Ok(bool_expr(
+                        wanted.contains(&Want::Usage) && self.schema_usable(&schema),
+                    ));
+                }
+                let wanted = parse_privileges(&privilege, kind)?;
+                let usable: Vec<String> = if wanted.contains(&Want::Usage) {
+                    self.ctx
+                        .catalog
+                        .schemas()
+                        .filter(|s| self.schema_usable(s))
+                        .map(str::to_string)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                // A name (text or name) is compared as is; an oid through
+                // the schemas of those names.
+                let names = text_array(&usable);
+                template(
+                    &format!(
+                        "({ARG}::pg_catalog.text = ANY ({names}) OR {ARG}::pg_catalog.text IN \
+                         (SELECT n.oid::pg_catalog.text FROM pg_catalog.pg_namespace AS n \
+                         WHERE n.nspname::pg_catalog.text = ANY ({names})))"
+                    ),
+                    object,
+                )
+            }
+            Privileged::Function => {
+                let wanted = parse_privileges(&privilege, kind)?;
+                if !wanted.contains(&Want::Execute) {
+                    return template(
+                        &format!(
+                            "CASE WHEN {ARG}::pg_catalog.regprocedure IS NULL THEN NULL ELSE false END"
+                        ),
+                        object,
+                    );
+                }
+                // Built-in functions (oids below 16384) by the refused and
+                // neutralised categories; the others by GRANT EXECUTE.
+                let mut denied_builtin = Vec::new();
+                let mut allowed_other = Vec::new();
+                for f in self.ctx.catalog.functions() {
+                    let may = self.may_execute(f);
+                    if f.oid < 16384 && !may {
+                        denied_builtin.push(f.oid);
+                    } else if f.oid >= 16384 && may {
+                        allowed_other.push(f.oid);
+                    }
+                }
+                template(
+                    &format!(
+                        "CASE WHEN {ARG}::pg_catalog.regprocedure::pg_catalog.oid < '16384'::pg_catalog.oid \
+                         THEN {ARG}::pg_catalog.regprocedure::pg_catalog.oid <> ALL ({}) \
+                         ELSE {ARG}::pg_catalog.regprocedure::pg_catalog.oid = ANY ({}) END",
+                        oid_array(&denied_builtin),
+                        oid_array(&allowed_other)
+                    ),
+                    object,
+                )
+            }
+            Privileged::Database => {
+                let connect = parse_privileges(&privilege, kind)?.contains(&Want::Connect);
+                if string_literal(object).is_some() {
+                    return Ok(bool_expr(connect));
+                }
+                template(
+                    &format!("CASE WHEN {ARG} IS NULL THEN NULL ELSE {connect} END"),
+                    object,
+                )
+            }
+        }
+    }
+
+    /// The role argument: the login itself (by name, or as `current_user`,
+    /// `session_user`, `current_role`, `user`). pgward answers for no other
+    /// role.
+    fn check_role(&self, name: &str, role: &Expr) -> Result<(), PgError> {
+        let keyword = |id: &sqlparser::ast::Ident| {
+            id.quote_style.is_none()
+                && ["current_user", "session_user", "current_role", "user"]
+                    .contains(&id.value.to_lowercase().as_str())
+        };
+        let own = match role {
+            Expr::Identifier(id) => keyword(id),
+            Expr::Function(f) => {
+                matches!(f.args, sqlparser::ast::FunctionArguments::None)
+                    && f.name.0.len() == 1
+                    && matches!(f.name.0.first(), Some(ObjectNamePart::Identifier(id)) if keyword(id))
+            }
+            other => string_literal(other).is_some_and(|r| r == self.ctx.access.login()),
+        };
+        if own {
+            return Ok(());
+        }
+        Err(PgError::error(
+            code::INSUFFICIENT_PRIVILEGE,
+            format!("pgward answers {name} only for the session's own login"),
+        )
+        .with_hint("leave out the role argument, or pass current_user"))
+    }
+
+    /// May the login call this function (the EXECUTE rules of [`decide`])?
+    fn may_execute(&self, f: &Function) -> bool {
+        if f.schema == "pg_catalog" || f.schema == "information_schema" {
+            !refused_builtin(&f.name) && !neutralised_builtin(&f.name)
+        } else {
+            self.ctx.access.function(f)
+        }
+    }
+
+    fn relation_privilege(
+        &self,
+        kind: Privileged,
+        object: &Expr,
+        column: Option<ColumnArg>,
+        privilege: &str,
+    ) -> Result<Expr, PgError> {
+        let scope_of = |rel| scope_for(column.as_ref(), kind, rel);
+        let relation = match object_literal(object) {
+            ObjectLiteral::Name(text) => {
+                let (schema, relname) = parse_relation_name(&text)?;
+                let found = self
+                    .ctx
+                    .catalog
+                    .resolve_relation(schema.as_deref(), &relname, self.ctx.search_path)
+                    .ok_or_else(|| {
+                        let shown = match &schema {
+                            Some(s) => format!("{s}.{relname}"),
+                            None => relname.clone(),
+                        };
+                        PgError::error("42P01", format!("relation \"{shown}\" does not exist"))
+                    })?;
+                Some(found)
+            }
+            ObjectLiteral::Oid(oid) => match self.ctx.catalog.relation_by_oid(oid) {
+                Some(r) => Some(r),
+                // PostgreSQL answers NULL for an oid that names nothing.
+                None => return parse_expr("NULL::pg_catalog.bool"),
+            },
+            ObjectLiteral::Other => None,
+        };
+        let wanted = parse_privileges(privilege, kind)?;
+        if let Some(rel) = relation {
+            if kind == Privileged::Sequence && rel.kind != RelKind::Sequence {
+                return Err(PgError::error(
+                    "42809",
+                    format!("\"{}\" is not a sequence", rel.name),
+                ));
+            }
+            let scope = match scope_of(rel) {
+                Some(s) => s,
+                None => {
+                    return match &column {
+                        Some(ColumnArg::Name(c)) => Err(PgError::error(
+                            "42703",
+                            format!("column \"{c}\" of relation \"{}\" does not exist", rel.name),
+                        )),
+                        // An attribute number that names no column: NULL.
+                        _ => parse_expr("NULL::pg_catalog.bool"),
+                    };
+                }
+            };
+            return Ok(bool_expr(self.relation_allows(rel, &wanted, scope)));
+        }
+        // Any relation expression (an oid, a name as text): the relations
+        // the login holds the privilege on, by oid.
+        let oids: Vec<u32> = self
+            .ctx
+            .catalog
+            .relations()
+            .filter(|r| r.kind != RelKind::Other)
+            .filter(|r| kind != Privileged::Sequence || r.kind == RelKind::Sequence)
+            .filter(|r| scope_of(r).is_some_and(|s| self.relation_allows(r, &wanted, s)))
+            .map(|r| r.oid)
+            .collect();
+        template(
+            &format!(
+                "{ARG}::pg_catalog.regclass::pg_catalog.oid = ANY ({})",
+                oid_array(&oids)
+            ),
+            object,
+        )
+    }
+}
+
+/// The part of a relation a call asks about; `None` for a column the
+/// relation does not have.
+fn scope_for<'r>(
+    column: Option<&ColumnArg>,
+    kind: Privileged,
+    rel: &'r Relation,
+) -> Option<Scope<'r>> {
+    Some(match (column, kind) {
+        (Some(ColumnArg::Name(c)), _) => Scope::Column(rel.column(c)?.name.as_str()),
+        (Some(ColumnArg::Number(n)), _) => {
+            Scope::Column(rel.columns.iter().find(|c| c.attnum == *n)?.name.as_str())
+        }
+        (None, Privileged::AnyColumn) => Scope::AnyColumn,
+        (None, _) => Scope::Table,
+    })
+}
+
+/// How much of a relation a privilege is asked for.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'r> {
+    Table,
+    AnyColumn,
+    Column(&'r str),
+}
+
+enum ColumnArg {
+    Name(String),
+    Number(i16),
+}
+
+fn column_arg(name: &str, e: &Expr) -> Result<ColumnArg, PgError> {
+    match object_literal(e) {
+        ObjectLiteral::Name(c) => Ok(ColumnArg::Name(c)),
+        ObjectLiteral::Oid(n) => i16::try_from(n)
+            .map(ColumnArg::Number)
+            .map_err(|_| PgError::error("22003", "smallint out of range")),
+        ObjectLiteral::Other => Err(PgError::error(
+            code::FEATURE_NOT_SUPPORTED,
+            format!("pgward answers {name} only for a literal column"),
+        )
+        .with_hint("pass the column as a string literal or attribute number")),
+    }
+}
+
+enum ObjectLiteral {
+    Name(String),
+    Oid(u32),
+    Other,
+}
+
+fn object_literal(e: &Expr) -> ObjectLiteral {
+    if let Some(s) = string_literal(e) {
+        return ObjectLiteral::Name(s);
+    }
+    if let Expr::Value(v) = e
+        && let sqlparser::ast::Value::Number(n, _) = &v.value
+        && let Ok(oid) = n.parse::<u32>()
+    {
+        return ObjectLiteral::Oid(oid);
+    }
+    ObjectLiteral::Other
+}
+
+fn string_literal(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            sqlparser::ast::Value::SingleQuotedString(s)
+            | sqlparser::ast::Value::EscapedStringLiteral(s)
+            | sqlparser::ast::Value::DollarQuotedString(sqlparser::ast::DollarQuotedString {
+                value: s,
+                ..
+            }) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn literal_bool(e: &Expr) -> Option<bool> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            sqlparser::ast::Value::Boolean(b) => Some(*b),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A relation name given as text, read as PostgreSQL's
+/// `stringToQualifiedNameList`: dot-separated, unquoted parts folded to
+/// lower case, `""` inside quotes for one `"`.
+fn parse_relation_name(text: &str) -> Result<(Option<String>, String), PgError> {
+    let invalid = || PgError::error("42602", "invalid name syntax");
+    let mut parts = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => part.push(c),
+                    None => return Err(invalid()),
+                }
+            }
+            if part.is_empty() {
+                return Err(invalid());
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' || c.is_whitespace() {
+                    break;
+                }
+                part.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+            if part.is_empty() {
+                return Err(invalid());
+            }
+        }
+        parts.push(part);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => break,
+            Some('.') => {}
+            Some(_) => return Err(invalid()),
+        }
+    }
+    match parts.len() {
+        1 => Ok((None, parts.remove(0))),
+        2 => {
+            let name = parts.remove(1);
+            Ok((Some(parts.remove(0)), name))
+        }
+        _ => Err(PgError::error(
+            code::FEATURE_NOT_SUPPORTED,
+            format!("cross-database references are not implemented: {text}"),
+        )),
+    }
+}
+
+/// The placeholder for the call's argument in [`template`].
+const ARG: &str = "\"pgward arg\"";
+
+/// Parses `sql` and puts `arg` (parenthesised) wherever the placeholder
+/// stands: the argument's own tree is kept, never printed and re-read.
+fn template(sql: &str, arg: &Expr) -> Result<Expr, PgError> {
+    use sqlparser::ast::{VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+    struct Fill<'a>(&'a Expr);
+    impl VisitorMut for Fill<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Identifier(id) = expr
+                && id.quote_style == Some('"')
+                && id.value == "pgward arg"
+            {
+                *expr = Expr::Nested(Box::new(self.0.clone()));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut expr = parse_expr(sql)?;
+    let _ = expr.visit(&mut Fill(arg));
+    Ok(expr)
+}
+
+fn parse_expr(sql: &str) -> Result<Expr, PgError> {
+    sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| {
+            tracing::error!("pgward built an expression it cannot parse: {e}");
+            PgError::error(
+                code::FEATURE_NOT_SUPPORTED,
+                "pgward could not answer this function call",
+            )
+        })
+}
+
+fn bool_expr(b: bool) -> Expr {
+    Expr::value(sqlparser::ast::Value::Boolean(b))
+}
+
+fn quote_literal(s: &str) -> String {
+    super::set::quote_literal(s)
+}
+
+fn oid_array(oids: &[u32]) -> String {
+    let list: Vec<String> = oids.iter().map(u32::to_string).collect();
+    format!("'{{{}}}'::pg_catalog.oid[]", list.join(","))
+}
+
+fn text_array(items: &[String]) -> String {
+    array_of(items, "text")
+}
+
+fn name_array(items: &[String]) -> String {
+    array_of(items, "name")
+}
+
+fn array_of(items: &[String], ty: &str) -> String {
+    let list: Vec<String> = items.iter().map(|s| quote_literal(s)).collect();
+    format!("ARRAY[{}]::pg_catalog.{ty}[]", list.join(", "))
+}
+
+#[cfg(test)]
+#[path = "privilege_tests.rs"]
+mod privilege_tests;

@@ -48,6 +48,9 @@ pub struct Secured {
     /// A new search_path, as written (`$user` unexpanded): `Some(None)`
     /// for a reset to the default.
     pub search_path: Option<Option<Vec<String>>>,
+    /// Positions of the statements that answer `SHOW search_path` (their
+    /// result gets the tag `SHOW`).
+    pub shows: Vec<usize>,
 }
 
 /// Rewrites, prints and verifies every statement of a text; the result is
@@ -58,6 +61,19 @@ pub fn secure_text(sql: &str, single: bool, ctx: &Context<'_>) -> Result<String,
 
 /// [`secure_text`], also reporting search_path changes.
 pub fn secure_text_tracked(sql: &str, single: bool, ctx: &Context<'_>) -> Result<Secured, PgError> {
+    secure_text_session(sql, single, ctx, ctx.search_path)
+}
+
+/// [`secure_text_tracked`] for a session whose search_path as written
+/// (`$user` unexpanded) is `client_path`: what `SHOW search_path` and
+/// `current_setting('search_path')` answer. A search_path change applies
+/// to the statements after it in the same text.
+pub fn secure_text_session(
+    sql: &str,
+    single: bool,
+    ctx: &Context<'_>,
+    client_path: &[String],
+) -> Result<Secured, PgError> {
     let statements =
         sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, sql)
             .map_err(crate::statement::parse_error)?;
@@ -69,11 +85,30 @@ pub fn secure_text_tracked(sql: &str, single: bool, ctx: &Context<'_>) -> Result
     }
     let mut printed = Vec::with_capacity(statements.len());
     let mut search_path = None;
-    for statement in statements {
-        if let Some(change) = set::search_path_change(&statement) {
+    let mut shows = Vec::new();
+    // The path as written and expanded, once a statement changed it.
+    let mut changed: Option<(Vec<String>, Vec<String>)> = None;
+    for (i, mut statement) in statements.into_iter().enumerate() {
+        let change = set::search_path_change(&statement);
+        let (client, expanded) = match &changed {
+            Some((client, expanded)) => (client.as_slice(), expanded.as_slice()),
+            None => (client_path, ctx.search_path),
+        };
+        let ctx = &Context {
+            search_path: expanded,
+            ..*ctx
+        };
+        if let Some(show) = set::show_search_path(&statement, client)? {
+            statement = show;
+            shows.push(i);
+        }
+        let rewritten = rewrite_as(statement, ctx, client)?;
+        if let Some(change) = change {
+            let client = change.clone().unwrap_or_else(set::default_search_path);
+            let expanded = set::expand_search_path(&client, ctx.access.login());
+            changed = Some((client, expanded));
             search_path = Some(change);
         }
-        let rewritten = rewrite(statement, ctx)?;
         let text = rewritten.statement.to_string();
         verify::verify_statement(&text, &rewritten.statement, &rewritten.expected)?;
         printed.push(text);
@@ -103,11 +138,23 @@ pub fn secure_text_tracked(sql: &str, single: bool, ctx: &Context<'_>) -> Result
     Ok(Secured {
         sql: joined,
         search_path,
+        shows,
     })
 }
 
 /// Rewrites one statement, or refuses it.
-pub fn rewrite(mut statement: Statement, ctx: &Context<'_>) -> Result<Rewritten, PgError> {
+pub fn rewrite(statement: Statement, ctx: &Context<'_>) -> Result<Rewritten, PgError> {
+    rewrite_as(statement, ctx, ctx.search_path)
+}
+
+/// [`rewrite`] for a session whose search_path as written is `client_path`.
+fn rewrite_as(
+    mut statement: Statement,
+    ctx: &Context<'_>,
+    client_path: &[String],
+) -> Result<Rewritten, PgError> {
+    // Privilege functions and search_path readers answer for the login.
+    functions::answer_calls(&mut statement, ctx, client_path)?;
     let mut securer = Securer::new(ctx.catalog, ctx.search_path, ctx.access);
     match &mut statement {
         Statement::Query(q) => {

@@ -148,23 +148,14 @@ pub fn search_path_change(statement: &sqlparser::ast::Statement) -> Option<Optio
             if values.len() == 1 && is_default(&values[0]) {
                 return Some(None);
             }
+            // As PostgreSQL's SET: every value, identifier or string, is
+            // one schema name (`SET search_path = 'a, b'` names the schema
+            // "a, b").
             let mut list = Vec::new();
             for v in values {
-                if let Expr::Identifier(id) = v {
-                    list.push(fold(id));
-                    continue;
-                }
-                let text = value_text(v)?;
-                // A single string may itself hold a list: '"$user", public'.
-                for part in text.split(',') {
-                    let part = part.trim();
-                    let part = part
-                        .strip_prefix('"')
-                        .and_then(|p| p.strip_suffix('"'))
-                        .map_or_else(|| part.to_lowercase(), str::to_string);
-                    if !part.is_empty() {
-                        list.push(part);
-                    }
+                match v {
+                    Expr::Identifier(id) => list.push(fold(id)),
+                    other => list.push(value_text(other)?),
                 }
             }
             Some(Some(list))
@@ -179,4 +170,94 @@ pub fn search_path_change(statement: &sqlparser::ast::Statement) -> Option<Optio
         } => Some(None),
         _ => None,
     }
+}
+
+/// PostgreSQL's default search_path, as written.
+pub fn default_search_path() -> Vec<String> {
+    vec!["$user".to_string(), "public".to_string()]
+}
+
+/// The schema names a search_path (as written) stands for: `$user` is the
+/// login.
+pub fn expand_search_path(path: &[String], login: &str) -> Vec<String> {
+    path.iter()
+        .map(|s| {
+            if s == "$user" {
+                login.to_string()
+            } else {
+                s.clone()
+            }
+        })
+        .collect()
+}
+
+/// The search_path as PostgreSQL's `SHOW` prints it: each name as
+/// `quote_ident` would write it, separated by `", "`.
+pub fn shown_search_path(path: &[String]) -> String {
+    path.iter()
+        .map(|s| quote_identifier(s))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// PostgreSQL's `quote_identifier`: plain lower-case names that are not
+/// keywords (unreserved ones excepted) stay bare; others are double-quoted.
+pub fn quote_identifier(name: &str) -> String {
+    let mut chars = name.chars();
+    let safe_start = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let safe = safe_start
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !is_keyword(name);
+    if safe {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// A keyword quote_identifier must quote (any but the unreserved ones).
+fn is_keyword(name: &str) -> bool {
+    use pg_query::protobuf::KeywordKind;
+    match pg_query::scan(name) {
+        Ok(scanned) => scanned.tokens.first().is_some_and(|t| {
+            !matches!(
+                KeywordKind::from_i32(t.keyword_kind),
+                Some(KeywordKind::NoKeyword | KeywordKind::UnreservedKeyword)
+            )
+        }),
+        // Quoting is never wrong.
+        Err(_) => true,
+    }
+}
+
+/// `SHOW search_path` answers with the client's own search_path (semantics
+/// 10), not the upstream's pinned one: it becomes a SELECT of that text
+/// with PostgreSQL's column name and type (one `text` column named
+/// `search_path`); the forwarder gives its result the tag `SHOW`.
+pub fn show_search_path(
+    statement: &sqlparser::ast::Statement,
+    path: &[String],
+) -> Result<Option<sqlparser::ast::Statement>, PgError> {
+    let sqlparser::ast::Statement::ShowVariable { variable } = statement else {
+        return Ok(None);
+    };
+    let [name] = variable.as_slice() else {
+        return Ok(None);
+    };
+    if fold(name) != "search_path" {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT {}::pg_catalog.text AS search_path",
+        quote_literal(&shown_search_path(path))
+    );
+    let query = super::secure::parse_select(&sql)?;
+    Ok(Some(sqlparser::ast::Statement::Query(Box::new(query))))
+}
+
+/// A string literal (standard_conforming_strings is pinned on upstream).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }

@@ -560,13 +560,18 @@ fn multi_statement_texts_secure_every_statement() {
 }
 
 #[test]
-fn privilege_functions_keep_the_upstream_role() {
-    let sql = ok("SELECT has_table_privilege(current_user, 'orders', 'select'), current_user");
+fn privilege_functions_answer_for_the_login() {
+    // Answered from alice's policies (orders: some entry; departments:
+    // none), never by the upstream role's privileges.
+    let sql = ok("SELECT has_table_privilege(current_user, 'orders', 'select'), \
+                  has_table_privilege('departments', 'SELECT') AS d, current_user");
     assert_eq!(
         sql,
-        "SELECT has_table_privilege(pg_catalog.\"current_user\"(), 'orders', 'select'), \
+        "SELECT true AS \"has_table_privilege\", false AS d, \
          'alice'::pg_catalog.name AS \"current_user\""
     );
+    // For another role pgward does not answer.
+    assert_eq!(refused("SELECT has_table_privilege('bob', 'orders', 'select')"), "42501");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! their text forwarded as sent, and logged (PRODUCT.md §3 semantics 12).
 //!
 //! Tracks the client's search_path (semantics 10): names are resolved with
-//! it and forwarded schema-qualified.
+//! it and forwarded schema-qualified, and `SHOW search_path` answers with
+//! it ([`Hook::shows`] tells the forwarder which results to tag `SHOW`).
 
 use std::sync::Arc;
 
@@ -37,12 +38,12 @@ pub struct Hook {
     catalog: Arc<CatalogHandle>,
     control: Arc<Control>,
     cache: Arc<RewriteCache>,
+    /// Positions of the statements of the last secured text that answer
+    /// `SHOW search_path`.
+    shows: Vec<usize>,
 }
 
-/// PostgreSQL's default search_path.
-fn default_search_path() -> Vec<String> {
-    vec!["$user".to_string(), "public".to_string()]
-}
+use crate::rewrite::set::default_search_path;
 
 impl Hook {
     pub fn new(
@@ -60,7 +61,15 @@ impl Hook {
             catalog,
             control,
             cache,
+            shows: Vec::new(),
         }
+    }
+
+    /// Positions of the statements of the text last passed to
+    /// [`Hook::secure`] whose result PostgreSQL tags `SELECT 1` and the
+    /// client must see tagged `SHOW` (they answer `SHOW search_path`).
+    pub fn shows(&self) -> &[usize] {
+        &self.shows
     }
 
     fn apply(&mut self, change: &Option<Option<Vec<String>>>) {
@@ -79,6 +88,7 @@ impl Hook {
                 "invalid byte sequence for encoding \"UTF8\" in statement text",
             )
         })?;
+        self.shows.clear();
         let (access, context) = match &self.mode {
             Mode::Bypass => {
                 tracing::info!(user = %self.login, "bypass statement: {text}");
@@ -109,11 +119,17 @@ impl Hook {
                     search_path: &path,
                     access: access.as_ref(),
                 };
-                rewrite::secure_text_tracked(text, single, &ctx)
+                rewrite::secure_text_session(text, single, &ctx, &self.search_path)
             };
             match result {
                 Ok(secured) => {
                     self.apply(&secured.search_path);
+                    if !secured.shows.is_empty() {
+                        // Not cached: a cache hit would not tell which
+                        // results to tag SHOW (and SHOW is rare).
+                        self.shows = secured.shows;
+                        return Ok(secured.sql.into_bytes());
+                    }
                     let entry = Arc::new(CachedRewrite {
                         sql: secured.sql.into_bytes(),
                         search_path: secured.search_path,
@@ -149,15 +165,6 @@ impl Hook {
     }
 
     fn expanded_search_path(&self) -> Vec<String> {
-        self.search_path
-            .iter()
-            .map(|s| {
-                if s == "$user" {
-                    self.login.clone()
-                } else {
-                    s.clone()
-                }
-            })
-            .collect()
+        crate::rewrite::set::expand_search_path(&self.search_path, &self.login)
     }
 }
