@@ -215,10 +215,140 @@ impl Access for SessionPolicy {
                 RoutineTarget::One { name, args } => {
                     name.schema.as_deref().unwrap_or("public") == function.schema
                         && name.name == function.name
-                        && args
-                            .as_ref()
-                            .is_none_or(|a| a.len() == function.arg_types.len())
+                        && args.as_ref().is_none_or(|a| {
+                            a.len() == function.arg_types.len()
+                                && a.iter()
+                                    .zip(&function.arg_types)
+                                    .all(|(t, &oid)| builtin_type_oid(t) == Some(oid))
+                        })
                 }
             })
+    }
+}
+
+/// The oid of a built-in type written in a GRANT EXECUTE argument list
+/// (`int`, `character varying(10)`, `text[]`, `pg_catalog.int8`). Built-in
+/// type oids are fixed across PostgreSQL versions. Any other type is not
+/// known here, so a grant naming it matches no function (fail closed).
+fn builtin_type_oid(t: &sqlparser::ast::DataType) -> Option<u32> {
+    let written = t.to_string().to_ascii_lowercase();
+    let (base, array) = match written.strip_suffix("[]") {
+        Some(b) => (b.trim_end().to_string(), true),
+        None => (written, false),
+    };
+    // Type modifiers do not take part in function signatures.
+    let base = match base.find('(') {
+        Some(i) => {
+            let close = base.rfind(')')?;
+            format!("{}{}", &base[..i], &base[close + 1..])
+        }
+        None => base,
+    };
+    let base = base.split_whitespace().collect::<Vec<_>>().join(" ");
+    let base = base.strip_prefix("pg_catalog.").unwrap_or(&base);
+    let (elem, arr) = match base {
+        "bool" | "boolean" => (16, 1000),
+        "bytea" => (17, 1001),
+        "\"char\"" => (18, 1002),
+        "name" => (19, 1003),
+        "int8" | "bigint" => (20, 1016),
+        "int2" | "smallint" => (21, 1005),
+        "int4" | "int" | "integer" => (23, 1007),
+        "text" => (25, 1009),
+        "oid" => (26, 1028),
+        "json" => (114, 199),
+        "xml" => (142, 143),
+        "float4" | "real" => (700, 1021),
+        "float8" | "double precision" => (701, 1022),
+        "bpchar" | "char" | "character" => (1042, 1014),
+        "varchar" | "character varying" => (1043, 1015),
+        "date" => (1082, 1182),
+        "time" | "time without time zone" => (1083, 1183),
+        "timestamp" | "timestamp without time zone" => (1114, 1115),
+        "timestamptz" | "timestamp with time zone" => (1184, 1185),
+        "interval" => (1186, 1187),
+        "timetz" | "time with time zone" => (1266, 1270),
+        "numeric" | "decimal" => (1700, 1231),
+        "uuid" => (2950, 2951),
+        "jsonb" => (3802, 3807),
+        "regclass" => (2205, 2210),
+        "inet" => (869, 1041),
+        "cidr" => (650, 651),
+        _ => return None,
+    };
+    Some(if array { arr } else { elem })
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    use super::{SessionPolicy, builtin_type_oid};
+    use crate::catalog::Function;
+    use crate::globals::GlobalValues;
+    use crate::policy::PolicySet;
+    use crate::rewrite::Access;
+
+    fn oid(sql_type: &str) -> Option<u32> {
+        let t = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(sql_type)
+            .unwrap()
+            .parse_data_type()
+            .unwrap();
+        builtin_type_oid(&t)
+    }
+
+    #[test]
+    fn grant_argument_types_are_matched_by_oid() {
+        assert_eq!(oid("int"), Some(23));
+        assert_eq!(oid("INTEGER"), Some(23));
+        assert_eq!(oid("int4"), Some(23));
+        assert_eq!(oid("bigint"), Some(20));
+        assert_eq!(oid("text"), Some(25));
+        assert_eq!(oid("character varying(10)"), Some(1043));
+        assert_eq!(oid("varchar"), Some(1043));
+        assert_eq!(oid("numeric(10, 2)"), Some(1700));
+        assert_eq!(oid("timestamp with time zone"), Some(1184));
+        assert_eq!(oid("text[]"), Some(1009));
+        assert_eq!(oid("int[]"), Some(1007));
+        assert_eq!(oid("double precision"), Some(701));
+        assert_eq!(oid("my_domain"), None);
+        assert_eq!(oid("public.text"), None);
+    }
+
+    fn order_total(oid: u32, arg: u32) -> Function {
+        Function {
+            oid,
+            schema: "public".into(),
+            name: "order_total".into(),
+            arg_types: vec![arg],
+            return_type: 1700,
+            kind: 'f',
+            volatility: 's',
+            leakproof: false,
+            security_definer: false,
+            returns_set: false,
+        }
+    }
+
+    #[test]
+    fn an_execute_grant_covers_only_the_overload_it_names() {
+        let set = PolicySet::parse_str(
+            std::path::Path::new("t.sql"),
+            "CREATE ROLE r; CREATE USER u PASSWORD 'u' IN ROLE r;\n\
+             GRANT EXECUTE ON FUNCTION public.order_total(text) TO r;",
+            4096,
+        )
+        .unwrap();
+        let roles = vec!["u".to_string(), "r".to_string(), "public".to_string()];
+        let session = SessionPolicy::new(
+            "u",
+            roles.clone(),
+            GlobalValues::builtins("u", &roles, None),
+            std::sync::Arc::new(set),
+        );
+        assert!(session.function(&order_total(1, 25)));
+        assert!(!session.function(&order_total(2, 23)));
     }
 }
