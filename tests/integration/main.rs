@@ -21,5 +21,6 @@ mod psql;
 mod shutdown;
 mod smoke;
 mod streaming;
+mod threats;
 mod tls;
 mod upstream;

@@ -26,7 +26,7 @@ pub(crate) fn demo_policies() -> anyhow::Result<String> {
 }
 
 /// A database with the demo schema and rows, readable by the service role.
-async fn demo_db(label: &str) -> anyhow::Result<TestDb> {
+pub(crate) async fn demo_db(label: &str) -> anyhow::Result<TestDb> {
     let db = TestDb::new(label).await?;
     let su = db.superuser().await?;
     pgward::demo::load_setup(&su, &demo_dir()).await?;
