@@ -4,7 +4,9 @@
 //! re-encoded with the printed SQL; every other allowed message is streamed
 //! through untouched. Upstream → client: everything is streamed through
 //! untouched (DataRow and CopyData are never decoded) except ParameterStatus
-//! (the service identity never shows) and the errors pgward substitutes.
+//! (the service identity never shows), the errors pgward substitutes, and
+//! the tag of the results that answer `SHOW search_path` (pgward answers it
+//! with a SELECT of the client's own search_path; the client sees `SHOW`).
 //!
 //! Refusals keep the response order: instead of the refused message pgward
 //! sends the upstream a `Describe` of a statement name that cannot exist (a
@@ -16,7 +18,7 @@
 //!
 //! Must never: forward Query or Parse text that did not come from the hook.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,6 +47,15 @@ struct Pending {
 
 type PendingQueue = Arc<Mutex<VecDeque<Pending>>>;
 
+/// A result whose CommandComplete the client must see tagged `SHOW`: the
+/// `ordinal`-th completion (statement of a Query, or Execute) of
+/// ReadyForQuery cycle `cycle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShowTag {
+    cycle: u64,
+    ordinal: u64,
+}
+
 enum ClientEnd {
     /// Terminate or a closed socket.
     Closed,
@@ -64,6 +75,8 @@ struct Progress {
     unsynced: AtomicBool,
     /// Transaction status of the last ReadyForQuery.
     status: AtomicU8,
+    /// Results to be tagged `SHOW`, in the order they will arrive.
+    shows: Mutex<VecDeque<ShowTag>>,
 }
 
 impl Progress {
@@ -178,6 +191,11 @@ where
     let mut cycle: u64 = 0;
     // After a refused extended-protocol message, skip to Sync as PostgreSQL does.
     let mut skipping = false;
+    // Completions (Query statements, Executes) sent in the current cycle,
+    // and the prepared statements and portals that answer SHOW search_path.
+    let mut ordinal: u64 = 0;
+    let mut show_statements: HashSet<Vec<u8>> = HashSet::new();
+    let mut show_portals: HashSet<Vec<u8>> = HashSet::new();
     let mut out = BytesMut::new();
     macro_rules! refuse_fatal {
         ($err:expr) => {{
@@ -220,6 +238,7 @@ where
                 };
                 out.clear();
                 let outcome = if header.tag == b'Q' {
+                    ordinal = 0;
                     cycle += 1;
                     progress.sent.store(cycle, Ordering::Release);
                     progress.unsynced.store(false, Ordering::Release);
@@ -229,7 +248,27 @@ where
                     secure_parse(&body, hook, &mut out).await
                 };
                 match outcome {
-                    Ok(()) => {}
+                    Ok(()) if header.tag == b'Q' => {
+                        // A Query ends the unnamed statement and portal.
+                        show_statements.remove(&b""[..]);
+                        show_portals.remove(&b""[..]);
+                        let mut s = lock_shows(&progress.shows);
+                        for &i in hook.shows() {
+                            s.push_back(ShowTag {
+                                cycle: cycle - 1,
+                                ordinal: i as u64,
+                            });
+                        }
+                    }
+                    Ok(()) => {
+                        if let Some(parse) = frontend::decode_parse(&body) {
+                            if hook.shows().is_empty() {
+                                show_statements.remove(parse.name);
+                            } else {
+                                show_statements.insert(parse.name.to_vec());
+                            }
+                        }
+                    }
                     Err(Refusal::Statement(error)) => {
                         tracing::info!(code = error.code, "statement refused: {}", error.message);
                         let name = poison_name();
@@ -250,6 +289,7 @@ where
             }
             b'S' => {
                 skipping = false;
+                ordinal = 0;
                 cycle += 1;
                 progress.sent.store(cycle, Ordering::Release);
                 progress.unsynced.store(false, Ordering::Release);
@@ -261,7 +301,36 @@ where
                 w.flush().await?;
                 return Ok(ClientEnd::Closed);
             }
-            b'B' | b'D' | b'E' | b'C' | b'H' => {
+            // Bind and Execute are looked at only for their names, and only
+            // while a statement answers SHOW search_path.
+            b'B' if !show_statements.is_empty() || !show_portals.is_empty() => {
+                progress.unsynced.store(true, Ordering::Release);
+                let (names, rest) = forward_names(r, w, header, 2).await?;
+                forward_rest(r, w, rest).await?;
+                if let [portal, statement] = names.as_slice() {
+                    if show_statements.contains(statement) {
+                        show_portals.insert(portal.clone());
+                    } else {
+                        show_portals.remove(portal);
+                    }
+                }
+            }
+            b'E' => {
+                progress.unsynced.store(true, Ordering::Release);
+                if show_portals.is_empty() {
+                    forward_message(r, w, header).await?;
+                } else {
+                    let (names, rest) = forward_names(r, w, header, 1).await?;
+                    // Queued before the message is complete upstream, so
+                    // before its answer can arrive.
+                    if names.first().is_some_and(|p| show_portals.contains(p)) {
+                        lock_shows(&progress.shows).push_back(ShowTag { cycle, ordinal });
+                    }
+                    forward_rest(r, w, rest).await?;
+                }
+                ordinal += 1;
+            }
+            b'B' | b'D' | b'C' | b'H' => {
                 progress.unsynced.store(true, Ordering::Release);
                 forward_message(r, w, header).await?;
             }
@@ -358,6 +427,56 @@ where
     }
 }
 
+/// Forwards the start of a message whose body starts with `count` names (C
+/// strings); returns the names and the length of the rest, which the caller
+/// streams with [`forward_rest`] (the upstream cannot act on the message
+/// before).
+async fn forward_names<R, W>(
+    r: &mut BufReader<R>,
+    w: &mut BufWriter<W>,
+    header: Header,
+    count: usize,
+) -> std::io::Result<(Vec<Vec<u8>>, usize)>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    w.write_all(&header.to_bytes()).await?;
+    let mut names = Vec::with_capacity(count);
+    let mut used = 0;
+    while names.len() < count && used < header.body_len {
+        let mut name = Vec::new();
+        while used < header.body_len {
+            let b = r.read_u8().await?;
+            used += 1;
+            w.write_u8(b).await?;
+            if b == 0 {
+                break;
+            }
+            name.push(b);
+        }
+        names.push(name);
+    }
+    Ok((names, header.body_len - used))
+}
+
+async fn forward_rest<R, W>(
+    r: &mut BufReader<R>,
+    w: &mut BufWriter<W>,
+    len: usize,
+) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    match copy_body(r, w, len).await {
+        Ok(()) => Ok(()),
+        Err(WireError::Io(e)) => Err(e),
+        Err(_) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
 async fn skip_or_eof<R: tokio::io::AsyncRead + Unpin>(
     r: &mut BufReader<R>,
     len: usize,
@@ -371,6 +490,27 @@ async fn skip_or_eof<R: tokio::io::AsyncRead + Unpin>(
 
 fn lock(p: &PendingQueue) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
     p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn lock_shows(s: &Mutex<VecDeque<ShowTag>>) -> std::sync::MutexGuard<'_, VecDeque<ShowTag>> {
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether the completion `ordinal` of `cycle` answers SHOW search_path
+/// (entries of earlier cycles are dropped on the way).
+fn take_show(shows: &Mutex<VecDeque<ShowTag>>, cycle: u64, ordinal: u64) -> bool {
+    let mut s = lock_shows(shows);
+    while s
+        .front()
+        .is_some_and(|t| t.cycle < cycle || (t.cycle == cycle && t.ordinal < ordinal))
+    {
+        s.pop_front();
+    }
+    if s.front() == Some(&ShowTag { cycle, ordinal }) {
+        s.pop_front();
+        return true;
+    }
+    false
 }
 
 /// Pumps upstream messages to the client until either side ends.
@@ -388,6 +528,9 @@ where
     W: tokio::io::AsyncWrite + Unpin,
 {
     let mut cycle: u64 = 0;
+    // Completions (CommandComplete, EmptyQueryResponse, PortalSuspended)
+    // received in the current cycle.
+    let mut completions: u64 = 0;
     let mut upstream_fatal = false;
     let mut shutting_down = *shutdown.borrow();
     let mut out = BytesMut::new();
@@ -465,6 +608,8 @@ where
                         p.pop_front();
                     }
                 }
+                lock_shows(&progress.shows).retain(|t| t.cycle > cycle);
+                completions = 0;
                 cycle += 1;
                 let body = match read_body(r, header.body_len).await {
                     Ok(b) => b,
@@ -477,6 +622,23 @@ where
                     progress.status.store(status, Ordering::Release);
                 }
                 progress.received.store(cycle, Ordering::Release);
+            }
+            b'C' | b'I' | b's' => {
+                let show = take_show(&progress.shows, cycle, completions);
+                completions += 1;
+                if show && header.tag == b'C' {
+                    // The answer to SHOW search_path: PostgreSQL's tag.
+                    skip_or_eof(r, header.body_len).await?;
+                    out.clear();
+                    backend::put_message(&mut out, b'C', |b| {
+                        b.put_slice(b"SHOW");
+                        b.put_u8(0);
+                    });
+                    w.write_all(&out).await?;
+                } else {
+                    w.write_all(&header.to_bytes()).await?;
+                    copy_or_eof(r, w, header.body_len).await?;
+                }
             }
             _ => {
                 w.write_all(&header.to_bytes()).await?;
@@ -573,6 +735,31 @@ mod tests {
         let fields = backend::decode_fields(&out[HEADER_LEN..]).unwrap();
         assert!(fields.contains(&(b'C', &b"42501"[..])));
         assert!(lock(&pending).is_empty());
+    }
+
+    #[test]
+    fn show_tags_match_only_their_completion() {
+        let shows = Mutex::new(VecDeque::from([
+            ShowTag {
+                cycle: 1,
+                ordinal: 1,
+            },
+            ShowTag {
+                cycle: 2,
+                ordinal: 0,
+            },
+        ]));
+        // Cycle 1: the first completion is another statement's.
+        assert!(!take_show(&shows, 1, 0));
+        assert!(take_show(&shows, 1, 1));
+        assert!(!take_show(&shows, 1, 2));
+        // An entry of an earlier cycle that never completed is dropped.
+        lock_shows(&shows).push_front(ShowTag {
+            cycle: 0,
+            ordinal: 5,
+        });
+        assert!(take_show(&shows, 2, 0));
+        assert!(lock_shows(&shows).is_empty());
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod compat;
 mod demo_data;
 mod faults;
 mod harness;
+mod identity;
 mod policy_reads;
 mod pool;
 mod protocol;
