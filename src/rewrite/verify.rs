@@ -128,14 +128,16 @@ fn expected_kind(statement: &Statement) -> &'static str {
     }
 }
 
-/// Every relation reference in a parse result, as `schema.name` or `name`.
+/// Every relation reference in a parse result, as `schema.name` or `name`,
+/// prefixed with `ONLY ` when PostgreSQL reads it without its children.
 pub fn relations(parsed: &pg_query::ParseResult) -> Result<Vec<String>, PgError> {
     range_vars(&format!("{:?}", parsed.protobuf))
 }
 
 const MARKER: &str = "RangeVar { catalogname: ";
 
-/// Every RangeVar in a tree's Debug form, as `schema.name` or `name`.
+/// Every RangeVar in a tree's Debug form, as `[ONLY ]schema.name` or
+/// `[ONLY ]name`.
 fn range_vars(dump: &str) -> Result<Vec<String>, PgError> {
     let mut out = Vec::new();
     let mut rest = dump;
@@ -154,13 +156,27 @@ fn range_vars(dump: &str) -> Result<Vec<String>, PgError> {
             .strip_prefix(", relname: ")
             .ok_or_else(|| mismatch("unexpected RangeVar layout"))?;
         let (name, after) = debug_string(after)?;
+        let (inh, after) = if let Some(a) = after.strip_prefix(", inh: true") {
+            (true, a)
+        } else if let Some(a) = after.strip_prefix(", inh: false") {
+            (false, a)
+        } else {
+            return Err(mismatch("unexpected RangeVar layout"));
+        };
         if !catalog.is_empty() {
             return Err(mismatch("cross-database reference"));
         }
-        out.push(if schema.is_empty() {
+        let qualified = if schema.is_empty() {
             name
         } else {
             format!("{schema}.{name}")
+        };
+        // `ONLY t` (no child tables) is another reading of a relation than
+        // `t`: pgward must have secured it as such.
+        out.push(if inh {
+            qualified
+        } else {
+            format!("ONLY {qualified}")
         });
         rest = after;
     }
@@ -254,6 +270,23 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn only_is_part_of_the_reference() {
+        let dump = format!(
+            "{:?}",
+            pg_query::parse("SELECT 1 FROM ONLY s.t, ONLY (u), v")
+                .unwrap()
+                .protobuf
+        );
+        let mut found = range_vars(&dump).unwrap();
+        found.sort();
+        assert_eq!(found, ["ONLY s.t", "ONLY u", "v"]);
+        let s = stmt("SELECT 1 FROM t");
+        assert!(verify_statement("SELECT 1 FROM ONLY t", &s, &["t".into()]).is_err());
+        assert!(verify_statement("SELECT 1 FROM t", &s, &["ONLY t".into()]).is_err());
+        assert!(verify_statement("SELECT 1 FROM ONLY t", &s, &["ONLY t".into()]).is_ok());
     }
 
     #[test]
