@@ -8,12 +8,15 @@
 
 pub mod access;
 pub mod catalog_rules;
+mod fence;
 pub mod functions;
 pub mod literals;
 pub mod secure;
 pub mod set;
+mod tokens;
 pub mod verify;
 
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
@@ -39,6 +42,8 @@ pub struct Context<'a> {
 pub struct Rewritten {
     pub statement: Statement,
     pub expected: Vec<String>,
+    /// The `ONLY` marks of the client's text this statement used.
+    pub only_used: BTreeSet<sqlparser::tokenizer::Location>,
 }
 
 /// The SQL to forward, and what it changes in the session pgward tracks.
@@ -74,9 +79,7 @@ pub fn secure_text_session(
     ctx: &Context<'_>,
     client_path: &[String],
 ) -> Result<Secured, PgError> {
-    let statements =
-        sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, sql)
-            .map_err(crate::statement::parse_error)?;
+    let tokens::Parsed { statements, only } = tokens::parse(sql)?;
     if single && statements.len() > 1 {
         return Err(PgError::error(
             code::SYNTAX_ERROR,
@@ -86,6 +89,7 @@ pub fn secure_text_session(
     let mut printed = Vec::with_capacity(statements.len());
     let mut search_path = None;
     let mut shows = Vec::new();
+    let mut only_used = BTreeSet::new();
     // The path as written and expanded, once a statement changed it.
     let mut changed: Option<(Vec<String>, Vec<String>)> = None;
     for (i, mut statement) in statements.into_iter().enumerate() {
@@ -102,7 +106,8 @@ pub fn secure_text_session(
             statement = show;
             shows.push(i);
         }
-        let rewritten = rewrite_as(statement, ctx, client)?;
+        let rewritten = rewrite_as(statement, ctx, client, &only)?;
+        only_used.extend(rewritten.only_used.iter().copied());
         if let Some(change) = change {
             let client = change.clone().unwrap_or_else(set::default_search_path);
             let expanded = set::expand_search_path(&client, ctx.access.login());
@@ -112,6 +117,15 @@ pub fn secure_text_session(
         let text = rewritten.statement.to_string();
         verify::verify_statement(&text, &rewritten.statement, &rewritten.expected)?;
         printed.push(text);
+    }
+    // An ONLY that did not land on a table reference was read as something
+    // else: refuse rather than guess.
+    if only_used != only {
+        return Err(PgError::error(
+            code::FEATURE_NOT_SUPPORTED,
+            "pgward does not support ONLY here",
+        )
+        .with_hint("ONLY is supported before a table name in FROM and JOIN"));
     }
     let joined = printed.join(";\n");
     // One statement was verified whole above; several must also split
@@ -144,18 +158,22 @@ pub fn secure_text_session(
 
 /// Rewrites one statement, or refuses it.
 pub fn rewrite(statement: Statement, ctx: &Context<'_>) -> Result<Rewritten, PgError> {
-    rewrite_as(statement, ctx, ctx.search_path)
+    rewrite_as(statement, ctx, ctx.search_path, &BTreeSet::new())
 }
 
-/// [`rewrite`] for a session whose search_path as written is `client_path`.
+/// [`rewrite`] for a session whose search_path as written is `client_path`;
+/// `only`: where the names that followed `ONLY` start in the client's text
+/// (see `tokens`).
 fn rewrite_as(
     mut statement: Statement,
     ctx: &Context<'_>,
     client_path: &[String],
+    only: &BTreeSet<sqlparser::tokenizer::Location>,
 ) -> Result<Rewritten, PgError> {
     // Privilege functions and search_path readers answer for the login.
     functions::answer_calls(&mut statement, ctx, client_path)?;
     let mut securer = Securer::new(ctx.catalog, ctx.search_path, ctx.access);
+    securer.set_only(only.clone());
     match &mut statement {
         Statement::Query(q) => {
             check_query_shape(q)?;
@@ -175,9 +193,14 @@ fn rewrite_as(
                 _ => return Err(refused("EXPLAIN of this statement")),
             }
         }
-        Statement::Prepare { statement, .. } => match statement.as_mut() {
+        Statement::Prepare {
+            statement,
+            data_types,
+            ..
+        } => match statement.as_mut() {
             Statement::Query(q) => {
                 check_query_shape(q)?;
+                securer.set_parameter_types(data_types.clone());
                 secure_node(q.as_mut(), &mut securer)?;
             }
             _ => return Err(refused("PREPARE of this statement")),
@@ -216,6 +239,8 @@ fn rewrite_as(
                 };
                 let q = secure::parse_select(&format!("SELECT {cols} FROM {table_name}"))?;
                 *source = CopySource::Query(Box::new(q));
+                // Spans of this tree are not positions in the client's text.
+                securer.set_only(BTreeSet::new());
             }
             if let CopySource::Query(q) = source {
                 check_query_shape(q)?;
@@ -229,6 +254,7 @@ fn rewrite_as(
     Ok(Rewritten {
         statement,
         expected: securer.expected,
+        only_used: securer.only_used,
     })
 }
 
@@ -428,9 +454,11 @@ fn upstream_current_user() -> Expr {
 }
 
 #[cfg(test)]
-mod tests;
+mod fence_tests;
 #[cfg(test)]
 mod table_tests;
+#[cfg(test)]
+mod tests;
 
 fn refused(what: &str) -> PgError {
     PgError::error(

@@ -19,9 +19,11 @@ use sqlparser::ast::{
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Location;
 
 use super::access::{Access, Command, TableAccess};
 use super::catalog_rules::{self, CatalogRule};
+use super::fence;
 use super::functions::{self, Decision};
 use crate::catalog::{Catalog, Relation};
 use crate::error::{PgError, code};
@@ -45,6 +47,9 @@ struct SelectFrame {
     /// CTEs, functions): unqualified names may come from them.
     opaque_items: bool,
     column_refs: Vec<Vec<String>>,
+    /// The statement's outermost SELECT, whose every qual is leakproof
+    /// (see `fence`): its relations are secured without a fence.
+    unfenced: bool,
 }
 
 struct QueryFrame {
@@ -65,6 +70,14 @@ pub struct Securer<'a> {
     selects: Vec<SelectFrame>,
     /// Relation references the printed statement will contain.
     pub expected: Vec<RelationRef>,
+    /// Where the names of `ONLY` relations start in the client's text
+    /// (see `tokens`), and the ones found on a table reference.
+    only: BTreeSet<Location>,
+    pub only_used: BTreeSet<Location>,
+    /// Address of the outermost query's body when it is a plain SELECT.
+    top_select: Option<usize>,
+    /// The parameter types `PREPARE p (…)` declares.
+    parameter_types: Vec<sqlparser::ast::DataType>,
 }
 
 impl<'a> Securer<'a> {
@@ -76,7 +89,48 @@ impl<'a> Securer<'a> {
             queries: Vec::new(),
             selects: Vec::new(),
             expected: Vec::new(),
+            only: BTreeSet::new(),
+            only_used: BTreeSet::new(),
+            top_select: None,
+            parameter_types: Vec::new(),
         }
+    }
+
+    /// The parameter types a `PREPARE` declares: `$n` has that type, not
+    /// the one of the column it is compared with.
+    pub fn set_parameter_types(&mut self, types: Vec<sqlparser::ast::DataType>) {
+        self.parameter_types = types;
+    }
+
+    /// The positions of names that followed `ONLY` in the client's text.
+    /// Only for trees parsed from that text: spans of other trees may
+    /// coincide.
+    pub fn set_only(&mut self, only: BTreeSet<Location>) {
+        self.only = only;
+    }
+
+    /// A plain relation of the catalog for a FROM name, as `secure_table`
+    /// will resolve it; `None` for CTEs and unknown names.
+    fn plain_relation(&self, name: &ObjectName) -> Option<&'a Relation> {
+        let (schema, relname) = split_name(name).ok()?;
+        if schema.is_none() && self.cte_in_scope(&relname) {
+            return None;
+        }
+        self.catalog
+            .resolve_relation(schema.as_deref(), &relname, self.search_path)
+    }
+
+    /// Whether this table name followed `ONLY` in the client's text.
+    fn take_only(&mut self, name: &ObjectName) -> bool {
+        let start = match name.0.first() {
+            Some(ObjectNamePart::Identifier(id)) => id.span.start,
+            _ => return false,
+        };
+        if self.only.contains(&start) {
+            self.only_used.insert(start);
+            return true;
+        }
+        false
     }
 
     fn cte_in_scope(&self, name: &str) -> bool {
@@ -142,8 +196,12 @@ impl<'a> Securer<'a> {
         {
             return Err(not_supported("this form of table reference"));
         }
+        let only = self.take_only(name);
         let (schema, relname) = split_name(name)?;
         if schema.is_none() && self.cte_in_scope(&relname) {
+            if only {
+                return Err(not_supported("ONLY with a WITH query"));
+            }
             self.expected.push(relname);
             if let Some(frame) = self.selects.last_mut() {
                 frame.opaque_items = true;
@@ -156,15 +214,24 @@ impl<'a> Securer<'a> {
             .ok_or_else(|| unknown_relation(schema.as_deref(), &relname))?;
 
         if let Some(rule) = catalog_rules::rule(relation) {
-            return self.catalog_relation(factor_alias(alias, relation), relation, rule, factor);
+            let alias_name = factor_alias(alias, relation);
+            return self.catalog_relation(alias_name, relation, rule, factor, only);
         }
         let access = self
             .access
             .table(relation, Command::Select)
             .ok_or_else(|| permission_denied(relation))?;
         let alias_name = factor_alias(alias, relation);
-        let subquery = secured_subquery(relation, &access, alias.as_ref(), false)?;
-        self.expected.push(qualified(relation));
+        // Directly in the FROM tree of a leakproof outermost SELECT (the
+        // only frame on the stack): no qual but checked ones reaches it.
+        let fence = !(self.selects.len() == 1 && self.selects.iter().all(|f| f.unfenced));
+        let shape = Shape {
+            keep_all_columns: false,
+            fence,
+            only,
+        };
+        let subquery = secured_subquery(relation, &access, alias.as_ref(), shape)?;
+        self.expected.push(reference(relation, only));
         self.expected
             .extend(access.predicate_relations.iter().cloned());
         let visible: BTreeSet<String> = relation
@@ -207,15 +274,16 @@ impl<'a> Securer<'a> {
         relation: &Relation,
         rule: CatalogRule,
         factor: &mut TableFactor,
+        only: bool,
     ) -> Result<(), PgError> {
         match rule {
             CatalogRule::Deny => Err(permission_denied(relation)),
             CatalogRule::Allow => {
                 // Left in place, schema-qualified.
                 if let TableFactor::Table { name, .. } = factor {
-                    *name = qualified_name(relation);
+                    *name = qualified_name(relation, only);
                 }
-                self.expected.push(qualified(relation));
+                self.expected.push(reference(relation, only));
                 if let Some(frame) = self.selects.last_mut() {
                     frame.opaque_items = true;
                 }
@@ -231,8 +299,13 @@ impl<'a> Securer<'a> {
                     restrictive: Vec::new(),
                     predicate_relations: Vec::new(),
                 };
-                let subquery = secured_subquery(relation, &nothing, alias.as_ref(), true)?;
-                self.expected.push(qualified(relation));
+                let shape = Shape {
+                    keep_all_columns: true,
+                    fence: true,
+                    only,
+                };
+                let subquery = secured_subquery(relation, &nothing, alias.as_ref(), shape)?;
+                self.expected.push(reference(relation, only));
                 *factor = TableFactor::Derived {
                     lateral: false,
                     subquery: Box::new(subquery),
@@ -289,6 +362,14 @@ impl VisitorMut for Securer<'_> {
             && let Some(i) = top.cte_addrs.iter().position(|a| *a == addr)
         {
             top.current_cte = Some(i);
+        }
+        if self.queries.is_empty() {
+            // The statement's outermost query: only its own SELECT may go
+            // unfenced, never the branches of a set operation.
+            self.top_select = match query.body.as_ref() {
+                SetExpr::Select(s) => Some(s.as_ref() as *const Select as usize),
+                _ => None,
+            };
         }
         if let SetExpr::Table(_) = query.body.as_ref() {
             // `TABLE t` becomes `SELECT * FROM t`, secured like any FROM item.
@@ -349,7 +430,16 @@ impl VisitorMut for Securer<'_> {
                 *item = SelectItem::ExprWithAlias { expr, alias };
             }
         }
-        self.selects.push(SelectFrame::default());
+        let top = self.top_select == Some(select as *const Select as usize);
+        let unfenced = top
+            && self.selects.is_empty()
+            && fence::block_is_leakproof(self.catalog, select, &self.parameter_types, &|n| {
+                self.plain_relation(n)
+            });
+        self.selects.push(SelectFrame {
+            unfenced,
+            ..SelectFrame::default()
+        });
         ControlFlow::Continue(())
     }
 
@@ -442,21 +532,54 @@ pub fn qualified(relation: &Relation) -> String {
     format!("{}.{}", relation.schema, relation.name)
 }
 
-fn qualified_name(relation: &Relation) -> ObjectName {
+/// The reference verification expects: `schema.name`, or `ONLY
+/// schema.name` for a relation read without its children.
+fn reference(relation: &Relation, only: bool) -> RelationRef {
+    if only {
+        format!("ONLY {}", qualified(relation))
+    } else {
+        qualified(relation)
+    }
+}
+
+/// `"schema"."name"`, or `ONLY "schema"."name"`. sqlparser has no ONLY in
+/// its table references, so that one is printed as one unquoted identifier
+/// built from quoted parts; verification confirms PostgreSQL's reading.
+fn qualified_name(relation: &Relation, only: bool) -> ObjectName {
+    if only {
+        let text = format!(
+            "ONLY {}.{}",
+            quote_ident(&relation.schema),
+            quote_ident(&relation.name)
+        );
+        return ObjectName(vec![ObjectNamePart::Identifier(Ident::new(text))]);
+    }
     ObjectName(vec![
         ObjectNamePart::Identifier(Ident::with_quote('"', relation.schema.clone())),
         ObjectNamePart::Identifier(Ident::with_quote('"', relation.name.clone())),
     ])
 }
 
-/// `(SELECT <visible cells> FROM ONLY? schema.t WHERE <some entry admits>)`.
+/// How a secured subquery is built.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// Every column as is (catalog relations read with no rows).
+    keep_all_columns: bool,
+    /// `OFFSET 0` when the subquery filters rows.
+    fence: bool,
+    /// `FROM ONLY`: without child tables.
+    only: bool,
+}
+
+/// `(SELECT <visible cells> FROM [ONLY] schema.t WHERE <some entry admits>
+/// [OFFSET 0])`.
 /// A column alias list (`t AS x(a, b)`) renames by position in the table,
 /// as PostgreSQL does, hidden columns included.
 fn secured_subquery(
     relation: &Relation,
     access: &TableAccess,
     alias: Option<&TableAlias>,
-    keep_all_columns: bool,
+    shape: Shape,
 ) -> Result<Query, PgError> {
     let renames: Vec<String> = alias
         .map(|a| a.columns.iter().map(|c| fold(&c.name)).collect())
@@ -465,7 +588,7 @@ fn secured_subquery(
     for (i, column) in relation.columns.iter().enumerate() {
         let out_name = renames.get(i).unwrap_or(&column.name);
         let col = quote_ident(&column.name);
-        let cell = if keep_all_columns {
+        let cell = if shape.keep_all_columns {
             col
         } else {
             match cell_condition(access, &column.name) {
@@ -483,16 +606,29 @@ fn secured_subquery(
     // A subquery that filters rows is fenced with OFFSET 0: PostgreSQL then
     // neither pulls it up nor pushes the user's predicates into it, so no
     // user predicate (a division by zero, a failing cast) runs on a row the
-    // policy hides. Unfiltered relations stay unfenced (index scans keep
-    // working through them).
-    let fence = if rows == "true" { "" } else { " OFFSET 0" };
+    // policy hides. Unfiltered relations, and those whose block has only
+    // leakproof quals (`fence`), stay unfenced: pulled up, index scans keep
+    // working through them.
+    let fence = if rows == "true" || !shape.fence {
+        ""
+    } else {
+        " OFFSET 0"
+    };
     let sql = format!(
         "SELECT {} FROM {}.{} WHERE {rows}{fence}",
         projection.join(", "),
         quote_ident(&relation.schema),
         quote_ident(&relation.name),
     );
-    parse_select(&sql)
+    let mut query = parse_select(&sql)?;
+    if shape.only
+        && let SetExpr::Select(select) = query.body.as_mut()
+        && let Some(TableFactor::Table { name, .. }) =
+            select.from.first_mut().map(|f| &mut f.relation)
+    {
+        *name = qualified_name(relation, true);
+    }
+    Ok(query)
 }
 
 enum CellCondition {

@@ -261,21 +261,24 @@ pub(super) const ORDERS: &str = "(SELECT \"id\" AS \"id\", \"customer_id\" AS \"
 
 #[test]
 fn a_table_becomes_its_secured_subquery() {
+    // No qual in the outermost SELECT: unfenced (see fence_tests).
+    let orders = ORDERS.replace(" OFFSET 0", "");
     assert_eq!(
         ok("SELECT count(*) FROM orders"),
-        format!("SELECT count(*) FROM {ORDERS} AS \"orders\"")
+        format!("SELECT count(*) FROM {orders} AS \"orders\"")
     );
 }
 
 #[test]
 fn aliases_are_kept() {
+    let orders = ORDERS.replace(" OFFSET 0", "");
     assert_eq!(
         ok("SELECT o.id FROM orders AS o"),
-        format!("SELECT o.id FROM {ORDERS} AS \"o\"")
+        format!("SELECT o.id FROM {orders} AS \"o\"")
     );
     assert_eq!(
         ok("SELECT o.id FROM orders o"),
-        format!("SELECT o.id FROM {ORDERS} AS \"o\"")
+        format!("SELECT o.id FROM {orders} AS \"o\"")
     );
 }
 
