@@ -13,6 +13,7 @@ mod cluster;
 mod compat;
 mod demo_data;
 mod faults;
+mod fencing;
 mod harness;
 mod identity;
 mod policy_reads;
