@@ -1042,6 +1042,7 @@ const CASES: &[Case] = &[
         "SET search_path = other; SELECT * FROM public.orders",
         s(1, 0),
     ),
+    c("FETCH FORWARD 5 FROM c", Exact("FETCH FORWARD 5 FROM c")),
     // ---- Statement kinds still refused ------------------------------------
     c("INSERT INTO orders SELECT * FROM orders", DENIED),
     c("UPDATE orders SET amount = 0", DENIED),
@@ -1245,6 +1246,17 @@ const KNOWN_GAPS: &[Gap] = &[
         Exact("SELECT public.orders.margin FROM {O} AS \"orders\""),
         "42501: schema-qualified hidden column",
     ),
+    gap(
+        "SELECT x.id FROM orders x JOIN LATERAL (SELECT x.margin) y ON true",
+        Exact("SELECT x.id FROM {O} AS \"x\" JOIN LATERAL (SELECT x.margin) y ON true"),
+        "42501: hidden column of an outer query in LATERAL",
+    ),
+    // FETCH and MOVE are to pass through (§3 Statements); sqlparser reads
+    // only `FETCH <direction> FROM|IN c` and no MOVE at all.
+    gap("FETCH ALL c", Refused("42601"), "passed through"),
+    gap("FETCH c", Refused("42601"), "passed through"),
+    gap("FETCH NEXT c", Refused("42601"), "passed through"),
+    gap("MOVE ALL IN c", Refused("42601"), "passed through"),
     // Refused, but as a syntax error rather than 42501/0A000 (§3
     // Statements): PostgreSQL statements sqlparser cannot parse.
     gap(
