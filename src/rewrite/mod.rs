@@ -180,10 +180,25 @@ fn rewrite_as(
             secure_node(q.as_mut(), &mut securer)?;
         }
         Statement::Explain {
-            analyze, statement, ..
+            describe_alias,
+            analyze,
+            query_plan,
+            estimate,
+            options,
+            statement,
+            ..
         } => {
-            if *analyze {
+            // ANALYZE runs the statement and reports rows the filter
+            // removed; only options that describe the plan are allowed.
+            let option_ok = |o: &sqlparser::ast::UtilityOption| {
+                EXPLAIN_OPTIONS.contains(&o.name.value.to_ascii_lowercase().as_str())
+            };
+            if *analyze || options.iter().flatten().any(|o| !option_ok(o)) {
                 return Err(refused("EXPLAIN ANALYZE"));
+            }
+            if *query_plan || *estimate || *describe_alias != sqlparser::ast::DescribeAlias::Explain
+            {
+                return Err(refused("this form of EXPLAIN"));
             }
             match statement.as_mut() {
                 Statement::Query(q) => {
@@ -459,6 +474,12 @@ mod fence_tests;
 mod table_tests;
 #[cfg(test)]
 mod tests;
+
+/// EXPLAIN options that only describe the plan (never ANALYZE, TIMING or
+/// WAL, which run the statement).
+const EXPLAIN_OPTIONS: &[&str] = &[
+    "verbose", "costs", "settings", "buffers", "summary", "format",
+];
 
 fn refused(what: &str) -> PgError {
     PgError::error(
