@@ -9,8 +9,16 @@
 #   3. connection set-up rate (pgbench -C, SCRAM on every connection)
 #   4. pgward's RSS with many idle clients
 #   5. with PROFILE=1: a profile of pgward under a 10-client load (PROFILE_MODE)
+#   6. protected: pgbench -S through pgward as a user whose pgbench_accounts rows
+#      are limited by a row policy on bid, against direct (and PostgreSQL's own
+#      RLS with the same predicate); the plan of the forwarded point query
 #
 # Environment:
+#   PGWARD_BENCH_ONLY=  protected: set-up and step 6 only (no pgbouncer)
+#   PROTECTED=1         0: skip step 6
+#   PROTECTED_MODE=prepared  protocol mode of step 6
+#   PROTECTED_CLIENTS=10     clients of step 6
+#   PROTECTED_RLS=1     0: leave out the PostgreSQL-RLS reference target of step 6
 #   SCALE=10            pgbench -i scale
 #   DURATION=10         seconds per pgbench run
 #   REPEAT=1            runs per cell and target; the table shows the median
@@ -54,10 +62,22 @@ PROFILE_MODE="${PROFILE_MODE:-prepared}"
 PROFILE_TXNS="${PROFILE_TXNS:-2000}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 POLICY="${POLICY:-grant}"
+ONLY="${PGWARD_BENCH_ONLY:-}"
+PROTECTED="${PROTECTED:-1}"
+PROTECTED_MODE="${PROTECTED_MODE:-prepared}"
+PROTECTED_CLIENTS="${PROTECTED_CLIENTS:-10}"
+PROTECTED_RLS="${PROTECTED_RLS:-1}"
+case "$ONLY" in
+  "" | protected) ;;
+  *) echo "pgbench.sh: PGWARD_BENCH_ONLY must be empty or protected" >&2 && exit 1 ;;
+esac
 
 DB=bench
 BENCH_USER=benchuser
 BENCH_PASSWORD=bench
+# Step 6: the policy-bound user (pgward) and its direct twin (PostgreSQL RLS).
+READER_USER=benchreader
+READER_PASSWORD=reader
 SERVICE_ROLE=pgward_service
 
 section() { printf '\n==== %s ====\n' "$*"; }
@@ -97,7 +117,7 @@ PGBENCH="$bindir/pgbench"
 PSQL="$bindir/psql"
 PGBOUNCER="$(command -v pgbouncer || true)"
 [ -n "$PGBOUNCER" ] || [ ! -x /usr/sbin/pgbouncer ] || PGBOUNCER=/usr/sbin/pgbouncer
-[ -n "$PGBOUNCER" ] || die "pgbouncer not found (scripts/install-deps.sh test installs it)"
+[ -n "$PGBOUNCER" ] || [ "$ONLY" = protected ] || die "pgbouncer not found (scripts/install-deps.sh test installs it)"
 command -v timeout >/dev/null 2>&1 || die "timeout (coreutils) not found"
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -263,13 +283,20 @@ service_password="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 su_psql -d "$DB" <<SQL
 CREATE ROLE $SERVICE_ROLE LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '$service_password';
 CREATE ROLE $BENCH_USER LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '$BENCH_PASSWORD';
-GRANT USAGE ON SCHEMA public TO $SERVICE_ROLE, $BENCH_USER;
+CREATE ROLE $READER_USER LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '$READER_PASSWORD';
+GRANT USAGE ON SCHEMA public TO $SERVICE_ROLE, $BENCH_USER, $READER_USER;
 GRANT SELECT, INSERT, UPDATE, DELETE
   ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history
   TO $SERVICE_ROLE, $BENCH_USER;
+GRANT SELECT ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO $READER_USER;
 SQL
-verifier="$(su_psql -d postgres -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$BENCH_USER'")"
-case "$verifier" in SCRAM-SHA-256\$*) ;; *) die "unexpected verifier for $BENCH_USER" ;; esac
+scram_verifier() { # role
+  local v
+  v="$(su_psql -d postgres -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$1'")"
+  case "$v" in SCRAM-SHA-256\$*) ;; *) die "unexpected verifier for $1" ;; esac
+  echo "$v"
+}
+verifier="$(scram_verifier "$BENCH_USER")"
 
 # pgward: the same user, with the same SCRAM verifier as in PostgreSQL.
 # POLICY=grant: a policy-bound user with table grants (every statement is
@@ -293,7 +320,7 @@ case "$POLICY" in
     ;;
   *) die "POLICY must be grant or bypass" ;;
 esac
-write_pgward_config() { # file port pool_size max_connections
+write_pgward_config() { # file port pool_size max_connections [policies folder]
   cat >"$1" <<TOML
 [server]
 listen = "127.0.0.1:$2"
@@ -306,7 +333,7 @@ tls = "disable"
 pool_size = $3
 
 [policies]
-paths = ["$work/policies/*.sql"]
+paths = ["${5:-$work/policies}/*.sql"]
 
 [auth]
 secret = "pgbench-$service_password"
@@ -314,7 +341,8 @@ TOML
 }
 
 # Starts pgward in the background with config $1, log $2; sets pgward_pid.
-# $3: a command prefix (profiler) or empty.
+# $3: a command prefix (profiler) or empty. Ready once run_user (default
+# BENCH_USER) can run a query through it.
 start_pgward() {
   local cfg="$1" log="$2" port
   shift 2
@@ -329,14 +357,77 @@ start_pgward() {
       pgward_pid=""
       die "pgward exited at start: $(tail -n 20 "$log")"
     fi
-    if PGPASSWORD="$BENCH_PASSWORD" "$PSQL" -X -At -h 127.0.0.1 -p "$port" -U "$BENCH_USER" -d "$DB" \
-      -c 'SELECT 1' >/dev/null 2>&1; then
+    if PGPASSWORD="${run_password:-$BENCH_PASSWORD}" "$PSQL" -X -At -h 127.0.0.1 -p "$port" \
+      -U "${run_user:-$BENCH_USER}" -d "$DB" -c 'SELECT 1' >/dev/null 2>&1; then
       return 0
     fi
     sleep 0.2
   done
   die "pgward did not accept connections within 60s: $(tail -n 20 "$log")"
 }
+
+# ---------------------------------------------------------------- pgbench
+
+# run_pgbench TARGET LABEL ARGS... -> prints the TPS (or ERR); keeps the output.
+# As run_user / run_password when set (default BENCH_USER).
+run_pgbench() {
+  local target="$1" label="$2" out rc tps failed
+  shift 2
+  out="$(mktemp "$work/logs/$target-$label.XXXXXX")"
+  rc=0
+  PGPASSWORD="${run_password:-$BENCH_PASSWORD}" timeout --kill-after=10 $((DURATION * 3 + 120)) \
+    "$PGBENCH" -n -h 127.0.0.1 -p "${port_of[$target]}" -U "${run_user:-$BENCH_USER}" "$@" "$DB" >"$out" 2>&1 || rc=$?
+  tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out" | head -n 1)"
+  failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out" | head -n 1)"
+  if [ "$rc" -ne 0 ] || [ -z "$tps" ] || { [ -n "$failed" ] && [ "$failed" != 0 ]; }; then
+    {
+      printf '  ! %s %s: pgbench exit %s, failed transactions %s; last lines:\n' "$target" "$label" "$rc" "${failed:-?}"
+      grep -v '^progress' "$out" | tail -n 8 | sed 's/^/      /'
+    } >&2
+    echo ERR
+    return 0
+  fi
+  echo "$tps"
+}
+
+median() {
+  printf '%s\n' "$@" | { grep -v '^ERR$' || true; } | sort -g |
+    awk '{a[NR]=$1} END {if (NR==0) print "ERR"; else if (NR%2) print a[(NR+1)/2]; else printf "%.6f\n", (a[NR/2]+a[NR/2+1])/2}'
+}
+
+fmt_tps() { # value
+  if [ "$1" = ERR ]; then echo ERR; else printf '%.0f' "$1"; fi
+}
+fmt_ratio() { # value base
+  if [ "$1" = ERR ] || [ "$2" = ERR ]; then echo "-"; else awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; fi
+}
+
+# ---------------------------------------------------------------- pgward's log
+
+pgward_log_report() { # log
+  local log="$1" n
+  n="$(grep -cE ' (WARN|ERROR) ' "$log" || true)"
+  if [ "${n:-0}" -gt 0 ]; then
+    note "pgward logged $n warnings/errors; the most frequent:"
+    { grep -E ' (WARN|ERROR) ' "$log" | sed -E 's/^[^ ]+ +//; s/[0-9]+/N/g' | sort | uniq -c | sort -rn |
+      head -n 8 | cut -c 1-220 | sed 's/^/    /'; } || true
+  else
+    note "pgward logged no warnings or errors"
+  fi
+}
+
+# ---------------------------------------------------------------- targets
+
+declare -A port_of=([direct]="$pg_port")
+
+# shellcheck source=benches/pgbench/protected.sh
+. "$here/protected.sh"
+# PGWARD_BENCH_ONLY=protected: no pgbouncer, no steps 2-5.
+if [ "$ONLY" = protected ]; then
+  protected_step
+  section "done in $((SECONDS - started))s"
+  exit 0
+fi
 
 pgward_port="$(free_port)"
 write_pgward_config "$work/pgward.toml" "$pgward_port" "$POOL_SIZE" 1000
@@ -380,43 +471,9 @@ note "pgbouncer $("$PGBOUNCER" --version | head -n 1 | awk '{print $2}') on 127.
   "(pool_mode=session, default_pool_size=$POOL_SIZE, auth_type=scram-sha-256 with the user's SCRAM verifier)"
 note "all targets: user $BENCH_USER, SCRAM-SHA-256, no TLS, TCP to 127.0.0.1"
 
-declare -A port_of=([direct]="$pg_port" [pgward]="$pgward_port" [pgbouncer]="$bouncer_port")
+port_of[pgward]="$pgward_port"
+port_of[pgbouncer]="$bouncer_port"
 TARGETS=(direct pgward pgbouncer)
-
-# ---------------------------------------------------------------- pgbench
-
-# run_pgbench TARGET LABEL ARGS... -> prints the TPS (or ERR); keeps the output.
-run_pgbench() {
-  local target="$1" label="$2" out rc tps failed
-  shift 2
-  out="$(mktemp "$work/logs/$target-$label.XXXXXX")"
-  rc=0
-  PGPASSWORD="$BENCH_PASSWORD" timeout --kill-after=10 $((DURATION * 3 + 120)) \
-    "$PGBENCH" -n -h 127.0.0.1 -p "${port_of[$target]}" -U "$BENCH_USER" "$@" "$DB" >"$out" 2>&1 || rc=$?
-  tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out" | head -n 1)"
-  failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out" | head -n 1)"
-  if [ "$rc" -ne 0 ] || [ -z "$tps" ] || { [ -n "$failed" ] && [ "$failed" != 0 ]; }; then
-    {
-      printf '  ! %s %s: pgbench exit %s, failed transactions %s; last lines:\n' "$target" "$label" "$rc" "${failed:-?}"
-      grep -v '^progress' "$out" | tail -n 8 | sed 's/^/      /'
-    } >&2
-    echo ERR
-    return 0
-  fi
-  echo "$tps"
-}
-
-median() {
-  printf '%s\n' "$@" | { grep -v '^ERR$' || true; } | sort -g |
-    awk '{a[NR]=$1} END {if (NR==0) print "ERR"; else if (NR%2) print a[(NR+1)/2]; else printf "%.6f\n", (a[NR/2]+a[NR/2+1])/2}'
-}
-
-fmt_tps() { # value
-  if [ "$1" = ERR ]; then echo ERR; else printf '%.0f' "$1"; fi
-}
-fmt_ratio() { # value base
-  if [ "$1" = ERR ] || [ "$2" = ERR ]; then echo "-"; else awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; fi
-}
 
 # ---------------------------------------------------------------- 2. select-only
 
@@ -481,19 +538,6 @@ for t in "${TARGETS[@]}"; do
   printf '%-10s %14s %7s\n' "$t" "$(fmt_tps "${conn_of[$t]}")" "$(fmt_ratio "${conn_of[$t]}" "${conn_of[direct]}")"
 done
 
-# ---------------------------------------------------------------- pgward's log
-
-pgward_log_report() { # log
-  local log="$1" n
-  n="$(grep -cE ' (WARN|ERROR) ' "$log" || true)"
-  if [ "${n:-0}" -gt 0 ]; then
-    note "pgward logged $n warnings/errors; the most frequent:"
-    { grep -E ' (WARN|ERROR) ' "$log" | sed -E 's/^[^ ]+ +//; s/[0-9]+/N/g' | sort | uniq -c | sort -rn |
-      head -n 8 | cut -c 1-220 | sed 's/^/    /'; } || true
-  else
-    note "pgward logged no warnings or errors"
-  fi
-}
 echo
 pgward_log_report "$work/logs/pgward.log"
 
@@ -653,6 +697,12 @@ if [ "$PROFILE" = 1 ]; then
     note "neither perf nor valgrind is usable: no profile"
   fi
   stop_pgward
+fi
+
+# ---------------------------------------------------------------- 6. protected
+
+if [ "$PROTECTED" = 1 ]; then
+  protected_step
 fi
 
 section "done in $((SECONDS - started))s"

@@ -10,6 +10,10 @@
 //! catalog is a hand-built snapshot of the demo, pgbench and TPC-H-style
 //! tables with PostgreSQL's type and function oids.
 //!
+//! The `parts` group splits the point query's miss into its steps (parse,
+//! secure, print, verify, and verify's three libpg_query passes), to show
+//! where a miss spends its time.
+//!
 //! `cargo test --all-targets` runs each case once, and the set-up checks that
 //! every case is allowed, secured and cached as expected.
 
@@ -17,13 +21,15 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use pgward::catalog::{Catalog, CatalogParts, Column, Function, Operator, RelKind, Relation, Type};
 use pgward::globals::{GlobalValue, GlobalValues};
 use pgward::policy::PolicySet;
 use pgward::rewrite::{self, Access, Context};
 use pgward::session::policy::SessionPolicy;
 use pgward::statement::cache::{CacheKey, CachedRewrite, RewriteCache};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
 
 // ------------------------------------------------------------------ statements
 
@@ -674,5 +680,76 @@ fn rewrite_benches(c: &mut Criterion) {
     hit.finish();
 }
 
-criterion_group!(benches, rewrite_benches);
+/// The steps of a miss for the point query, each alone.
+fn part_benches(c: &mut Criterion) {
+    let catalog = catalog();
+    let (access, _) = session();
+    let path = expanded(&search_path());
+    let ctx = Context {
+        catalog: &catalog,
+        search_path: &path,
+        access: access.as_ref(),
+    };
+    let point = &CASES[0];
+    let forwarded = secure(point, &catalog, access.as_ref());
+    let parse = || {
+        let mut statements =
+            Parser::parse_sql(&PostgreSqlDialect {}, point.sql).expect("the point query parses");
+        assert_eq!(statements.len(), 1);
+        statements.remove(0)
+    };
+    let statement = parse();
+    let rewritten = match rewrite::rewrite(statement.clone(), &ctx) {
+        Ok(r) => r,
+        Err(e) => panic!("point: refused with {} {}", e.code, e.message),
+    };
+    let printed = rewritten.statement.to_string();
+    assert_eq!(printed, forwarded, "the steps do not add up to the miss");
+    let parsed = pg_query::parse(&printed).expect("libpg_query parses the printed SQL");
+
+    let mut parts = c.benchmark_group("parts");
+    parts.bench_function("point/parse", |b| b.iter(parse));
+    parts.bench_function("point/secure", |b| {
+        b.iter_batched(
+            || statement.clone(),
+            |s| rewrite::rewrite(s, &ctx).is_ok(),
+            BatchSize::SmallInput,
+        );
+    });
+    parts.bench_function("point/print", |b| {
+        b.iter(|| black_box(&rewritten.statement).to_string());
+    });
+    parts.bench_function("point/verify", |b| {
+        b.iter(|| {
+            rewrite::verify::verify_statement(
+                black_box(&printed),
+                &rewritten.statement,
+                &rewritten.expected,
+            )
+            .is_ok()
+        });
+    });
+    // What verify does: scan for comments, parse, and read the relation
+    // references from the parse tree's Debug form.
+    parts.bench_function("point/verify_scan", |b| {
+        b.iter(|| {
+            pg_query::scan(black_box(&printed))
+                .map(|s| s.tokens.len())
+                .ok()
+        });
+    });
+    parts.bench_function("point/verify_parse", |b| {
+        b.iter(|| {
+            pg_query::parse(black_box(&printed))
+                .map(|p| p.protobuf.stmts.len())
+                .ok()
+        });
+    });
+    parts.bench_function("point/verify_dump", |b| {
+        b.iter(|| format!("{:?}", black_box(&parsed.protobuf)).len());
+    });
+    parts.finish();
+}
+
+criterion_group!(benches, rewrite_benches, part_benches);
 criterion_main!(benches);
