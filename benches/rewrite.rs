@@ -1,6 +1,6 @@
 //! What a policy-bound statement costs pgward before it reaches the upstream:
 //! the rewriter on a cache miss (parse, secure, print, verify with
-//! libpg_query — `rewrite::secure_text_tracked`, as the statement hook calls
+//! libpg_query — `rewrite::secure_text_session`, as the statement hook calls
 //! it) and the rewrite cache on a hit (the hook's key and lookup).
 //!
 //! The session is built the way a login builds it: a policy set parsed from
@@ -22,7 +22,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use pgward::catalog::{Catalog, CatalogParts, Column, Function, Operator, RelKind, Relation, Type};
+use pgward::catalog::{
+    Catalog, CatalogHandle, CatalogParts, Column, Function, Operator, RelKind, Relation, Type,
+};
 use pgward::globals::{GlobalValue, GlobalValues};
 use pgward::policy::PolicySet;
 use pgward::rewrite::{self, Access, Context};
@@ -572,7 +574,7 @@ fn secure(case: &Case, catalog: &Catalog, access: &dyn Access) -> String {
         search_path: &path,
         access,
     };
-    let sql = match rewrite::secure_text_tracked(case.sql, case.single, &ctx) {
+    let sql = match rewrite::secure_text_session(case.sql, case.single, &ctx, &search_path()) {
         Ok(secured) => secured.sql,
         Err(e) => panic!("{}: refused with {} {}", case.name, e.code, e.message),
     };
@@ -584,10 +586,15 @@ fn secure(case: &Case, catalog: &Catalog, access: &dyn Access) -> String {
 }
 
 /// The hook's cache key for a statement text of this session.
-fn cache_key(context: &Arc<str>, catalog: &Catalog, path: &[String], case: &Case) -> CacheKey {
+fn cache_key(
+    context: &Arc<str>,
+    catalog: &CatalogHandle,
+    path: &[String],
+    case: &Case,
+) -> CacheKey {
     CacheKey {
         context: context.clone(),
-        generation: catalog.generation(),
+        generation: catalog.current().generation(),
         search_path: Arc::from(path.to_vec()),
         single: case.single,
         sql: case.sql.as_bytes().into(),
@@ -598,6 +605,7 @@ fn rewrite_benches(c: &mut Criterion) {
     let catalog = catalog();
     let (access, context) = session();
     let path = expanded(&search_path());
+    let client_path = search_path();
 
     let mut miss = c.benchmark_group("miss");
     for case in &CASES {
@@ -611,7 +619,7 @@ fn rewrite_benches(c: &mut Criterion) {
         };
         miss.bench_function(case.name, |b| {
             b.iter(|| {
-                rewrite::secure_text_tracked(black_box(case.sql), case.single, &ctx)
+                rewrite::secure_text_session(black_box(case.sql), case.single, &ctx, &client_path)
                     .map(|s| s.sql.len())
                     .ok()
             });
@@ -619,6 +627,10 @@ fn rewrite_benches(c: &mut Criterion) {
     }
     miss.finish();
 
+    let point = &CASES[0];
+    let forwarded = secure(point, &catalog, access.as_ref());
+    // The hook reads the generation through the shared handle.
+    let catalog = CatalogHandle::new(catalog);
     // A cache as full as a busy server's (10,000 is the server's bound).
     let cache = RewriteCache::new(10_000);
     let hook_path = search_path();
@@ -637,8 +649,6 @@ fn rewrite_benches(c: &mut Criterion) {
             }),
         );
     }
-    let point = &CASES[0];
-    let forwarded = secure(point, &catalog, access.as_ref());
     cache.insert(
         cache_key(&context, &catalog, &hook_path, point),
         Arc::new(CachedRewrite {
@@ -664,16 +674,20 @@ fn rewrite_benches(c: &mut Criterion) {
 
     let mut hit = c.benchmark_group("hit");
     hit.bench_function("point", |b| {
-        // As `Hook::secure`: the key from the session's state and the
-        // statement bytes, the lookup, and the copy of the cached SQL.
+        // As `Hook::secure`: the UTF-8 check, the key from the session's
+        // state and the statement bytes, the lookup, and the copy of the
+        // cached SQL.
         b.iter(|| {
+            let sql = black_box(point.sql.as_bytes());
+            let text = std::str::from_utf8(sql).ok()?;
             let key = CacheKey {
                 context: context.clone(),
-                generation: catalog.generation(),
+                generation: catalog.current().generation(),
                 search_path: Arc::from(hook_path.clone()),
                 single: point.single,
-                sql: black_box(point.sql.as_bytes()).into(),
+                sql: sql.into(),
             };
+            black_box(text);
             cache.get(&key).map(|hit| hit.sql.clone())
         });
     });
