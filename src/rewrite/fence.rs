@@ -32,6 +32,35 @@ const INT4: u32 = 23;
 const TEXT: u32 = 25;
 const VARCHAR: u32 = 1043;
 const NUMERIC: u32 = 1700;
+const UNKNOWN: u32 = 705;
+
+/// What the rewriter knows of the type of a `$n` parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Param {
+    /// Not declared: PostgreSQL gives it the type of what it is compared
+    /// with.
+    Unspecified,
+    /// Declared as this type (oid).
+    Type(u32),
+    /// Declared as a type pgward cannot tell: never typed, so fenced.
+    Untyped,
+}
+
+/// A type `PREPARE p (…)` declares.
+pub fn declared(t: &DataType) -> Param {
+    type_oid(t).map_or(Param::Untyped, Param::Type)
+}
+
+/// A type oid a Parse message declares, looked up in the catalog snapshot:
+/// 0 (and `unknown`, which PostgreSQL treats alike) leaves the parameter
+/// unspecified; an oid the snapshot does not have is not typed.
+pub fn declared_oid(catalog: &Catalog, oid: u32) -> Param {
+    match oid {
+        0 | UNKNOWN => Param::Unspecified,
+        _ if catalog.type_by_oid(oid).is_some() => Param::Type(oid),
+        _ => Param::Untyped,
+    }
+}
 
 /// A plain relation of the block and the name its columns are qualified by.
 struct Item<'c> {
@@ -40,14 +69,14 @@ struct Item<'c> {
 }
 
 /// Whether the secured subqueries read directly in `select`'s FROM tree may
-/// stay unfenced. `parameters`: the types a `PREPARE` declares for `$1`,
-/// `$2` …. `resolve` maps a table name to its relation, or `None` for
+/// stay unfenced. `parameters`: the types declared for `$1`, `$2` … (by
+/// `PREPARE` or a Parse message). `resolve` maps a table name to its relation, or `None` for
 /// anything that is not a plain relation of the catalog (a CTE, an unknown
 /// name).
 pub fn block_is_leakproof<'c>(
     catalog: &'c Catalog,
     select: &Select,
-    parameters: &'c [DataType],
+    parameters: &'c [Param],
     resolve: &dyn Fn(&sqlparser::ast::ObjectName) -> Option<&'c Relation>,
 ) -> bool {
     let mut items = Vec::new();
@@ -167,7 +196,7 @@ enum Operand {
 struct Block<'c> {
     catalog: &'c Catalog,
     items: Vec<Item<'c>>,
-    parameters: &'c [DataType],
+    parameters: &'c [Param],
 }
 
 impl Block<'_> {
@@ -301,9 +330,8 @@ impl Block<'_> {
         }
     }
 
-    /// `$n`: of the type `PREPARE` declares for it, else it takes the type
-    /// of what it is compared with. (Types declared in a Parse message do
-    /// not reach the rewriter: see README, "Leak fencing".)
+    /// `$n`: of the type `PREPARE` or the Parse message declares for it,
+    /// else it takes the type of what it is compared with.
     fn parameter(&self, p: &str) -> Option<Operand> {
         let digits = p.strip_prefix('$')?;
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -311,8 +339,9 @@ impl Block<'_> {
         }
         let n: usize = digits.parse().ok()?;
         match self.parameters.get(n.checked_sub(1)?) {
-            Some(t) => Some(Operand::Constant(type_oid(t)?)),
-            None => Some(Operand::Unknown),
+            Some(Param::Type(oid)) => Some(Operand::Constant(*oid)),
+            Some(Param::Untyped) => None,
+            Some(Param::Unspecified) | None => Some(Operand::Unknown),
         }
     }
 

@@ -60,7 +60,29 @@ fn fixture() -> Catalog {
         schemas: base.schemas().map(String::from).collect(),
         relations: base.relations().cloned().chain([accounts()]).collect(),
         functions: base.functions().cloned().collect(),
-        types: base.types().cloned().collect(),
+        // pg_type rows for the types of the operators below: a Parse
+        // message's declared oids are looked up here.
+        types: base
+            .types()
+            .cloned()
+            .chain(
+                [
+                    (INT4, "int4"),
+                    (TEXT, "text"),
+                    (NUMERIC, "numeric"),
+                    (VARCHAR, "varchar"),
+                    (BOOL, "bool"),
+                ]
+                .map(|(oid, name)| crate::catalog::Type {
+                    oid,
+                    schema: "pg_catalog".into(),
+                    name: name.into(),
+                    category: 'X',
+                    element: 0,
+                    array_type: 0,
+                }),
+            )
+            .collect(),
         operators: vec![
             op(96, "=", INT4, INT4, true),
             op(518, "<>", INT4, INT4, true),
@@ -121,6 +143,21 @@ fn run(sql: &str) -> Result<String, PgError> {
         access: &Owner,
     };
     secure_text(sql, false, &ctx)
+}
+
+/// As a Parse message declaring these parameter type oids.
+fn parse(sql: &str, types: &[u32]) -> String {
+    let catalog = fixture();
+    let path = vec!["public".to_string()];
+    let ctx = Context {
+        catalog: &catalog,
+        search_path: &path,
+        access: &Owner,
+    };
+    match secure_text_typed(sql, true, &ctx, &path, types) {
+        Ok(secured) => secured.sql,
+        Err(e) => panic!("{sql} {types:?}: refused with {} {}", e.code, e.message),
+    }
 }
 
 fn ok(sql: &str) -> String {
@@ -434,4 +471,47 @@ fn from_only_is_secured_without_children() {
     ] {
         assert!(matches!(code(sql), "42P01" | "0A000" | "42601"), "{sql}");
     }
+}
+
+#[test]
+fn parse_message_parameter_types_decide_the_operator() {
+    let fenced = |sql: &str, types: &[u32]| parse(sql, types).contains("OFFSET 0)");
+    let point = "SELECT * FROM orders WHERE id = $1";
+    // Unspecified (0, none, or `unknown`): $1 takes int4 from the column.
+    for types in [&[][..], &[0], &[705]] {
+        assert!(!fenced(point, types), "{types:?}");
+    }
+    // int4 = int4 and int4 = int8 are leakproof.
+    assert!(!fenced(point, &[INT4]));
+    assert!(!fenced(point, &[INT8]));
+    // Declared numeric: PostgreSQL casts the column to numeric and compares
+    // with numeric_eq, which is not leakproof.
+    assert!(fenced(point, &[NUMERIC]));
+    assert!(fenced(point, &[TEXT]));
+    // A type the snapshot does not have cannot be typed.
+    assert!(fenced(point, &[987_654]));
+    // Each parameter by its own position.
+    let two = "SELECT * FROM orders WHERE id = $1 AND status = $2";
+    assert!(!fenced(two, &[INT4, 0]));
+    assert!(fenced(two, &[0, NUMERIC]));
+    // varchar compares with text's operator.
+    assert!(!fenced(
+        "SELECT id FROM accounts WHERE owner = $1",
+        &[VARCHAR]
+    ));
+    // A PREPARE body has its own parameters: the Parse's types are not
+    // theirs.
+    assert!(!fenced(
+        "PREPARE p AS SELECT * FROM orders WHERE id = $1",
+        &[NUMERIC]
+    ));
+    assert!(fenced(
+        "PREPARE p (numeric) AS SELECT * FROM orders WHERE id = $1",
+        &[INT4]
+    ));
+    // The statement text is the same either way: only the fence differs.
+    assert_eq!(
+        parse(point, &[NUMERIC]).replace(" OFFSET 0", ""),
+        parse(point, &[INT4])
+    );
 }

@@ -10,7 +10,7 @@
 //! Must never: leave a relation reference that is neither a CTE in scope, an
 //! allowed catalog relation, nor a secured subquery.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
@@ -25,6 +25,7 @@ use super::access::{Access, Command, TableAccess};
 use super::catalog_rules::{self, CatalogRule};
 use super::fence;
 use super::functions::{self, Decision};
+use super::scope::{self, Item, Level, Rule};
 use crate::catalog::{Catalog, Relation};
 use crate::error::{PgError, code};
 
@@ -32,34 +33,25 @@ use crate::error::{PgError, code};
 /// will report it (`schema.name`, or the bare name of a CTE).
 pub type RelationRef = String;
 
-/// A secured relation instance in one SELECT: its alias and what it shows.
-struct Instance {
-    alias: String,
-    table: String,
-    visible: BTreeSet<String>,
-    hidden: BTreeSet<String>,
-}
-
-#[derive(Default)]
-struct SelectFrame {
-    instances: Vec<Instance>,
-    /// FROM items pgward does not know the columns of (derived tables,
-    /// CTEs, functions): unqualified names may come from them.
-    opaque_items: bool,
-    column_refs: Vec<Vec<String>>,
-    /// The statement's outermost SELECT, whose every qual is leakproof
-    /// (see `fence`): its relations are secured without a fence.
-    unfenced: bool,
-}
-
 struct QueryFrame {
     /// Address of the query, to recognise when it is left.
     addr: usize,
     cte_names: Vec<String>,
     cte_addrs: Vec<usize>,
+    /// The output column names of each CTE body, when they can be told
+    /// from its text; the names its alias list gives; and the SELECT whose
+    /// output it is (see `Securer::query_item`).
+    cte_columns: Vec<Option<Vec<String>>>,
+    cte_renames: Vec<Vec<String>>,
+    cte_selects: Vec<Option<usize>>,
     recursive: bool,
     /// The CTE whose body is being visited.
     current_cte: Option<usize>,
+    /// The level around the query (see `scope`): its SELECTs hand it the
+    /// names they do not have.
+    outer: Option<usize>,
+    /// Address of the SELECT whose level resolves this query's ORDER BY.
+    order_select: Option<usize>,
 }
 
 pub struct Securer<'a> {
@@ -67,7 +59,21 @@ pub struct Securer<'a> {
     search_path: &'a [String],
     access: &'a dyn Access,
     queries: Vec<QueryFrame>,
-    selects: Vec<SelectFrame>,
+    /// Every query level of the statement (see `scope`), and the ones
+    /// being visited, innermost last.
+    levels: Vec<Level>,
+    current: Vec<usize>,
+    /// SELECTs whose level stays open for the ORDER BY of the queries
+    /// around them (address → how many), and the level of each SELECT.
+    retained: HashMap<usize, usize>,
+    select_levels: HashMap<usize, usize>,
+    /// Set-operation operands: the level around the query they belong to.
+    operand_outer: HashMap<usize, Option<usize>>,
+    /// Bare names of ORDER BY, DISTINCT ON and GROUP BY, by address.
+    marks: HashMap<usize, Rule>,
+    /// What each finished SELECT outputs, by address, for the levels that
+    /// read it as a derived table or CTE.
+    shapes: HashMap<usize, Item>,
     /// Relation references the printed statement will contain.
     pub expected: Vec<RelationRef>,
     /// Where the names of `ONLY` relations start in the client's text
@@ -76,8 +82,9 @@ pub struct Securer<'a> {
     pub only_used: BTreeSet<Location>,
     /// Address of the outermost query's body when it is a plain SELECT.
     top_select: Option<usize>,
-    /// The parameter types `PREPARE p (…)` declares.
-    parameter_types: Vec<sqlparser::ast::DataType>,
+    /// The parameter types declared for `$1`, `$2` … (`PREPARE p (…)`, or
+    /// a Parse message).
+    parameter_types: Vec<fence::Param>,
 }
 
 impl<'a> Securer<'a> {
@@ -87,7 +94,13 @@ impl<'a> Securer<'a> {
             search_path,
             access,
             queries: Vec::new(),
-            selects: Vec::new(),
+            levels: Vec::new(),
+            current: Vec::new(),
+            retained: HashMap::new(),
+            select_levels: HashMap::new(),
+            operand_outer: HashMap::new(),
+            marks: HashMap::new(),
+            shapes: HashMap::new(),
             expected: Vec::new(),
             only: BTreeSet::new(),
             only_used: BTreeSet::new(),
@@ -99,7 +112,16 @@ impl<'a> Securer<'a> {
     /// The parameter types a `PREPARE` declares: `$n` has that type, not
     /// the one of the column it is compared with.
     pub fn set_parameter_types(&mut self, types: Vec<sqlparser::ast::DataType>) {
-        self.parameter_types = types;
+        self.parameter_types = types.iter().map(fence::declared).collect();
+    }
+
+    /// The parameter types a Parse message declares, as type oids (0:
+    /// unspecified), looked up in the catalog snapshot.
+    pub fn set_parameter_oids(&mut self, oids: &[u32]) {
+        self.parameter_types = oids
+            .iter()
+            .map(|&oid| fence::declared_oid(self.catalog, oid))
+            .collect();
     }
 
     /// The positions of names that followed `ONLY` in the client's text.
@@ -134,13 +156,131 @@ impl<'a> Securer<'a> {
     }
 
     fn cte_in_scope(&self, name: &str) -> bool {
-        self.queries.iter().rev().any(|q| {
+        self.cte(name).is_some()
+    }
+
+    /// The CTE a name finds (PostgreSQL's scoping: innermost query first; a
+    /// non-recursive CTE sees only the CTEs before it): its query frame and
+    /// position.
+    fn cte(&self, name: &str) -> Option<(&QueryFrame, usize)> {
+        self.queries.iter().rev().find_map(|q| {
             let visible = match q.current_cte {
-                Some(i) if !q.recursive => &q.cte_names[..i],
-                _ => &q.cte_names[..],
+                Some(i) if !q.recursive => i,
+                _ => q.cte_names.len(),
             };
-            visible.iter().any(|n| n == name)
+            q.cte_names[..visible]
+                .iter()
+                .rposition(|n| n == name)
+                .map(|i| (q, i))
         })
+    }
+
+    /// The FROM item of a derived table or CTE reference: the output of
+    /// its SELECT once secured (`*` carries hidden columns along), else the
+    /// names its text gives, else columns pgward cannot list.
+    fn query_item(
+        &self,
+        qualifier: Option<String>,
+        select: Option<usize>,
+        renames: &[String],
+        outputs: Option<Vec<String>>,
+    ) -> Item {
+        let shape = select.and_then(|s| self.shapes.get(&s));
+        match (shape, outputs) {
+            (Some(shape), _) if renames.is_empty() => Item {
+                qualifier,
+                ..shape.clone()
+            },
+            (shape, Some(mut names)) => {
+                for (n, r) in names.iter_mut().zip(renames) {
+                    n.clone_from(r);
+                }
+                Item {
+                    hidden: shape.map(|s| s.hidden.clone()).unwrap_or_default(),
+                    ..Item::known(qualifier, names)
+                }
+            }
+            (shape, None) => Item {
+                visible: renames.iter().cloned().collect(),
+                hidden: shape
+                    .map(|s| {
+                        s.hidden
+                            .iter()
+                            .filter(|(c, _)| !renames.contains(c))
+                            .map(|(c, t)| (c.clone(), t.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                ..Item::opaque(qualifier)
+            },
+        }
+    }
+
+    fn record(&mut self, parts: Vec<String>, rule: Rule) {
+        if let Some(&id) = self.current.last() {
+            self.levels[id].record(parts, rule);
+        }
+    }
+
+    /// Leaves a level: its names are resolved (see `scope`), and what it
+    /// outputs is kept for the level that reads it.
+    fn finish_level(&mut self, id: usize) -> Result<(), PgError> {
+        if let Some(i) = self.current.iter().rposition(|&l| l == id) {
+            self.current.remove(i);
+        }
+        let shape = Level::shape(&self.levels, id);
+        self.shapes.insert(self.levels[id].select, shape);
+        scope::finish(&mut self.levels, id)
+    }
+
+    /// Adds a FROM item to the level being visited.
+    fn add_item(&mut self, item: Item) {
+        if let Some(&id) = self.current.last() {
+            self.levels[id].items.push(item);
+        }
+    }
+
+    /// The FROM item of a factor pgward does not replace (functions,
+    /// derived tables, joins): names its alias gives, and its columns when
+    /// they can be told.
+    fn other_item(&mut self, factor: &TableFactor) {
+        let alias_of = |a: &Option<TableAlias>| a.as_ref().map(|a| fold(&a.name));
+        let renamed = |a: &Option<TableAlias>| -> Vec<String> {
+            a.as_ref()
+                .map(|a| a.columns.iter().map(|c| fold(&c.name)).collect())
+                .unwrap_or_default()
+        };
+        let item = match factor {
+            // Its members are items already; an alias is applied when the
+            // factor ends.
+            TableFactor::NestedJoin { .. } => return,
+            TableFactor::Derived {
+                subquery, alias, ..
+            } => self.query_item(
+                alias_of(alias),
+                scope::order_select(&subquery.body).map(|s| s as usize),
+                &renamed(alias),
+                scope::query_outputs(subquery),
+            ),
+            TableFactor::Function { name, alias, .. } | TableFactor::Table { name, alias, .. } => {
+                let qualifier = alias_of(alias).or_else(|| match name.0.last() {
+                    Some(ObjectNamePart::Identifier(id)) => Some(fold(id)),
+                    _ => None,
+                });
+                Item {
+                    visible: renamed(alias).into_iter().collect(),
+                    ..Item::opaque(qualifier)
+                }
+            }
+            TableFactor::UNNEST { alias, .. }
+            | TableFactor::TableFunction { alias, .. }
+            | TableFactor::JsonTable { alias, .. } => Item {
+                visible: renamed(alias).into_iter().collect(),
+                ..Item::opaque(alias_of(alias))
+            },
+            _ => Item::opaque(None),
+        };
+        self.add_item(item);
     }
 
     /// A function in FROM (`generate_series(…)`): allowed or refused; one
@@ -173,17 +313,13 @@ impl<'a> Securer<'a> {
             if let TableFactor::Function { name, .. } = factor {
                 self.check_from_function(name)?;
             }
-            if let Some(frame) = self.selects.last_mut() {
-                frame.opaque_items = true;
-            }
+            self.other_item(factor);
             return Ok(());
         };
         if args.is_some() {
             // A function in FROM (`generate_series(…)`).
             self.check_from_function(name)?;
-            if let Some(frame) = self.selects.last_mut() {
-                frame.opaque_items = true;
-            }
+            self.other_item(factor);
             return Ok(());
         }
         if !with_hints.is_empty()
@@ -198,14 +334,35 @@ impl<'a> Securer<'a> {
         }
         let only = self.take_only(name);
         let (schema, relname) = split_name(name)?;
-        if schema.is_none() && self.cte_in_scope(&relname) {
+        if schema.is_none()
+            && let Some((frame, i)) = self.cte(&relname)
+        {
             if only {
                 return Err(not_supported("ONLY with a WITH query"));
             }
-            self.expected.push(relname);
-            if let Some(frame) = self.selects.last_mut() {
-                frame.opaque_items = true;
+            let qualifier = Some(
+                alias
+                    .as_ref()
+                    .map_or_else(|| relname.clone(), |a| fold(&a.name)),
+            );
+            // The CTE's own alias list renames its body's columns, the
+            // reference's alias list renames those again.
+            let mut names = frame.cte_renames[i].clone();
+            for (n, r) in names.iter_mut().zip(renames(alias.as_ref())) {
+                *n = r;
             }
+            let mut renamed = renames(alias.as_ref());
+            if renamed.len() < names.len() {
+                renamed.extend(names[renamed.len()..].iter().cloned());
+            }
+            let item = self.query_item(
+                qualifier,
+                frame.cte_selects[i],
+                &renamed,
+                frame.cte_columns[i].clone(),
+            );
+            self.add_item(item);
+            self.expected.push(relname);
             return Ok(());
         }
         let relation = self
@@ -213,18 +370,44 @@ impl<'a> Securer<'a> {
             .resolve_relation(schema.as_deref(), &relname, self.search_path)
             .ok_or_else(|| unknown_relation(schema.as_deref(), &relname))?;
 
+        let item = |hidden: &dyn Fn(&str) -> bool| {
+            let renames = renames(alias.as_ref());
+            let mut item = Item {
+                qualifier: Some(factor_alias(alias, relation)),
+                schema: alias.is_none().then(|| relation.schema.clone()),
+                unqualified: true,
+                ..Item::default()
+            };
+            for (i, column) in relation.columns.iter().enumerate() {
+                let name = renames.get(i).unwrap_or(&column.name).clone();
+                if hidden(&column.name) {
+                    // Renamed or not, the hidden column's own name is
+                    // refused too.
+                    item.hidden
+                        .insert(column.name.clone(), relation.name.clone());
+                    item.hidden.insert(name, relation.name.clone());
+                } else {
+                    item.visible.insert(name);
+                }
+            }
+            item
+        };
         if let Some(rule) = catalog_rules::rule(relation) {
             let alias_name = factor_alias(alias, relation);
-            return self.catalog_relation(alias_name, relation, rule, factor, only);
+            let item = item(&|_| false);
+            self.catalog_relation(alias_name, relation, rule, factor, only)?;
+            self.add_item(item);
+            return Ok(());
         }
         let access = self
             .access
             .table(relation, Command::Select)
             .ok_or_else(|| permission_denied(relation))?;
         let alias_name = factor_alias(alias, relation);
+        let item = item(&|c| !access.sees_column(c));
         // Directly in the FROM tree of a leakproof outermost SELECT (the
-        // only frame on the stack): no qual but checked ones reaches it.
-        let fence = !(self.selects.len() == 1 && self.selects.iter().all(|f| f.unfenced));
+        // only level being visited): no qual but checked ones reaches it.
+        let fence = !(self.current.len() == 1 && self.levels[self.current[0]].unfenced);
         let shape = Shape {
             keep_all_columns: false,
             fence,
@@ -234,26 +417,7 @@ impl<'a> Securer<'a> {
         self.expected.push(reference(relation, only));
         self.expected
             .extend(access.predicate_relations.iter().cloned());
-        let visible: BTreeSet<String> = relation
-            .columns
-            .iter()
-            .filter(|c| access.sees_column(&c.name))
-            .map(|c| c.name.clone())
-            .collect();
-        let hidden = relation
-            .columns
-            .iter()
-            .filter(|c| !visible.contains(&c.name))
-            .map(|c| c.name.clone())
-            .collect();
-        if let Some(frame) = self.selects.last_mut() {
-            frame.instances.push(Instance {
-                alias: alias_name.clone(),
-                table: relation.name.clone(),
-                visible,
-                hidden,
-            });
-        }
+        self.add_item(item);
         *factor = TableFactor::Derived {
             lateral: false,
             subquery: Box::new(subquery),
@@ -284,9 +448,6 @@ impl<'a> Securer<'a> {
                     *name = qualified_name(relation, only);
                 }
                 self.expected.push(reference(relation, only));
-                if let Some(frame) = self.selects.last_mut() {
-                    frame.opaque_items = true;
-                }
                 Ok(())
             }
             CatalogRule::NoRows => {
@@ -317,39 +478,9 @@ impl<'a> Securer<'a> {
                     }),
                     sample: None,
                 };
-                if let Some(frame) = self.selects.last_mut() {
-                    frame.opaque_items = true;
-                }
                 Ok(())
             }
         }
-    }
-
-    /// Names of hidden columns are refused with 42501 (semantics 6). The
-    /// secured subqueries do not carry them, so PostgreSQL could not read
-    /// them anyway; this gives the error the contract promises.
-    fn check_columns(&self, frame: &SelectFrame) -> Result<(), PgError> {
-        for parts in &frame.column_refs {
-            match parts.as_slice() {
-                [qualifier, column] => {
-                    if let Some(i) = frame.instances.iter().find(|i| &i.alias == qualifier)
-                        && i.hidden.contains(column)
-                    {
-                        return Err(column_denied(column, &i.table));
-                    }
-                }
-                [column] if !frame.opaque_items => {
-                    let visible = frame.instances.iter().any(|i| i.visible.contains(column));
-                    if !visible
-                        && let Some(i) = frame.instances.iter().find(|i| i.hidden.contains(column))
-                    {
-                        return Err(column_denied(column, &i.table));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
     }
 }
 
@@ -391,20 +522,54 @@ impl VisitorMut for Securer<'_> {
             ),
             None => (Vec::new(), Vec::new(), false),
         };
+        let ctes = query.with.as_ref().map_or(&[][..], |w| &w.cte_tables[..]);
+        let cte_columns = ctes
+            .iter()
+            .map(|c| scope::query_outputs(&c.query))
+            .collect();
+        let cte_renames = ctes.iter().map(|c| renames(Some(&c.alias))).collect();
+        let cte_selects = ctes
+            .iter()
+            .map(|c| scope::order_select(&c.query.body).map(|s| s as usize))
+            .collect();
+        // The level around the query: the one being visited, except for
+        // operands of a set operation, which belong to the level around it.
+        let outer = self
+            .operand_outer
+            .remove(&addr)
+            .unwrap_or_else(|| self.current.last().copied());
+        let mut operands = Vec::new();
+        scope::operand_queries(&query.body, &mut operands);
+        for q in operands {
+            self.operand_outer.insert(q, outer);
+        }
+        let order_select = scope::order_select(&query.body).map(|s| s as usize);
+        if let Some(s) = order_select {
+            *self.retained.entry(s).or_default() += 1;
+        }
+        scope::order_by_names(query, |addr, rule| {
+            self.marks.insert(addr, rule);
+        });
         self.queries.push(QueryFrame {
             addr,
             cte_names,
             cte_addrs,
+            cte_columns,
+            cte_renames,
+            cte_selects,
             recursive,
             current_cte: None,
+            outer,
+            order_select,
         });
         ControlFlow::Continue(())
     }
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<PgError> {
         let addr = query as *const Query as usize;
+        let mut order_select = None;
         if self.queries.last().is_some_and(|q| q.addr == addr) {
-            self.queries.pop();
+            order_select = self.queries.pop().and_then(|q| q.order_select);
         }
         if let Some(top) = self.queries.last_mut()
             && top
@@ -412,6 +577,21 @@ impl VisitorMut for Securer<'_> {
                 .is_some_and(|i| top.cte_addrs.get(i) == Some(&addr))
         {
             top.current_cte = None;
+        }
+        // The ORDER BY has been visited: the SELECT that resolves it may
+        // finish, unless a query around this one also orders by it.
+        if let Some(s) = order_select
+            && let Some(count) = self.retained.get_mut(&s)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.retained.remove(&s);
+                if let Some(&id) = self.select_levels.get(&s)
+                    && let Err(e) = self.finish_level(id)
+                {
+                    return ControlFlow::Break(e);
+                }
+            }
         }
         ControlFlow::Continue(())
     }
@@ -430,22 +610,32 @@ impl VisitorMut for Securer<'_> {
                 *item = SelectItem::ExprWithAlias { expr, alias };
             }
         }
-        let top = self.top_select == Some(select as *const Select as usize);
+        let addr = select as *const Select as usize;
+        let top = self.top_select == Some(addr);
         let unfenced = top
-            && self.selects.is_empty()
+            && self.current.is_empty()
             && fence::block_is_leakproof(self.catalog, select, &self.parameter_types, &|n| {
                 self.plain_relation(n)
             });
-        self.selects.push(SelectFrame {
-            unfenced,
-            ..SelectFrame::default()
+        let parent = self.queries.last().and_then(|q| q.outer);
+        let id = self.levels.len();
+        self.levels.push(Level::new(parent, select, unfenced));
+        self.current.push(id);
+        self.select_levels.insert(addr, id);
+        scope::select_names(select, |addr, rule| {
+            self.marks.insert(addr, rule);
         });
         ControlFlow::Continue(())
     }
 
-    fn post_visit_select(&mut self, _select: &mut Select) -> ControlFlow<PgError> {
-        if let Some(frame) = self.selects.pop()
-            && let Err(e) = self.check_columns(&frame)
+    fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<PgError> {
+        let addr = select as *const Select as usize;
+        // A SELECT that resolves an ORDER BY finishes after it.
+        if self.retained.contains_key(&addr) {
+            return ControlFlow::Continue(());
+        }
+        if let Some(&id) = self.select_levels.get(&addr)
+            && let Err(e) = self.finish_level(id)
         {
             return ControlFlow::Break(e);
         }
@@ -462,18 +652,35 @@ impl VisitorMut for Securer<'_> {
             }
             match functions::decide(self.catalog, self.search_path, self.access, &f.name) {
                 Decision::Allow => {}
-                Decision::Null(t) => *expr = functions::null_of(&t),
+                Decision::Null(t) => {
+                    // The arguments are dropped, yet they were named.
+                    let mut names = Vec::new();
+                    let _ = sqlparser::ast::visit_expressions(&*f, |e| {
+                        names.extend(scope::reference(e));
+                        ControlFlow::<()>::Continue(())
+                    });
+                    for parts in names {
+                        self.record(parts, Rule::Plain);
+                    }
+                    *expr = functions::null_of(&t);
+                }
                 Decision::Refuse(e) => return ControlFlow::Break(e),
             }
             return ControlFlow::Continue(());
         }
-        let parts = match expr {
-            Expr::Identifier(id) => vec![fold(id)],
-            Expr::CompoundIdentifier(ids) => ids.iter().map(fold).collect(),
-            _ => return ControlFlow::Continue(()),
-        };
-        if let Some(frame) = self.selects.last_mut() {
-            frame.column_refs.push(parts);
+        if let Some(parts) = scope::reference(expr) {
+            let rule = self
+                .marks
+                .remove(&(expr as *const Expr as usize))
+                .unwrap_or(Rule::Plain);
+            self.record(parts, rule);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, _factor: &mut TableFactor) -> ControlFlow<PgError> {
+        if let Some(&id) = self.current.last() {
+            self.levels[id].factor_started();
         }
         ControlFlow::Continue(())
     }
@@ -481,10 +688,19 @@ impl VisitorMut for Securer<'_> {
     // Replacing after the children were visited keeps the visitor from
     // walking into the subquery pgward built.
     fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<PgError> {
-        match self.secure_table(factor) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(e) => ControlFlow::Break(e),
+        let join_alias = match factor {
+            TableFactor::NestedJoin {
+                alias: Some(alias), ..
+            } => Some((fold(&alias.name), renames(Some(alias)))),
+            _ => None,
+        };
+        if let Err(e) = self.secure_table(factor) {
+            return ControlFlow::Break(e);
         }
+        if let Some(&id) = self.current.last() {
+            self.levels[id].factor_ended(join_alias);
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -516,6 +732,13 @@ fn split_name(name: &ObjectName) -> Result<(Option<String>, String), PgError> {
             format!("improper qualified name (too many dotted names): {name}"),
         )),
     }
+}
+
+/// The column names an alias list gives (`t AS x(a, b)`).
+fn renames(alias: Option<&TableAlias>) -> Vec<String> {
+    alias
+        .map(|a| a.columns.iter().map(|c| fold(&c.name)).collect())
+        .unwrap_or_default()
 }
 
 fn factor_alias(alias: &Option<TableAlias>, relation: &Relation) -> String {
@@ -748,12 +971,5 @@ pub fn permission_denied(relation: &Relation) -> PgError {
     PgError::error(
         code::INSUFFICIENT_PRIVILEGE,
         format!("permission denied for {kind} {}", relation.name),
-    )
-}
-
-fn column_denied(column: &str, table: &str) -> PgError {
-    PgError::error(
-        code::INSUFFICIENT_PRIVILEGE,
-        format!("permission denied for column {column} of table {table}"),
     )
 }
