@@ -462,6 +462,24 @@ impl sqlparser::ast::VisitorMut for Answering<'_, '_> {
         std::ops::ControlFlow::Continue(())
     }
 
+    // The role argument of a privilege function, given as
+    // `pg_catalog."current_user"()`, means what the keyword means there
+    // (see `check_role`, and the identity rewrite for the functions pgward
+    // does not answer): it becomes the keyword before it is visited.
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> std::ops::ControlFlow<PgError> {
+        use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+        if let Expr::Function(f) = expr
+            && super::is_privilege_function(&f.name)
+            && let FunctionArguments::List(list) = &mut f.args
+            && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = list.args.first_mut()
+            && let Expr::Function(call) = first
+            && let Some(name) = identity_call(call)
+        {
+            *first = Expr::Identifier(sqlparser::ast::Ident::new(name));
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+
     // After the arguments were visited: calls nested in arguments are
     // answered first, and the expression put in place is not walked.
     fn post_visit_expr(&mut self, expr: &mut Expr) -> std::ops::ControlFlow<PgError> {
@@ -479,7 +497,89 @@ enum Answered<'e> {
     CurrentSchema,
     CurrentSchemas(&'e Expr),
     SearchPathSetting,
+    /// `current_setting` of a setting that names the session's identity.
+    IdentitySetting(IdentitySetting),
+    /// `current_user()` or `session_user()` called as a function
+    /// (`pg_catalog."current_user"()`): the login, as the keywords read.
+    IdentityCall(&'static str),
     Privilege(Privileged, String, Vec<&'e Expr>),
+}
+
+/// The settings that describe the session's identity (PRODUCT.md §3
+/// semantics 11): they read as in a session the login opened itself,
+/// without superuser and without `SET ROLE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentitySetting {
+    SessionAuthorization,
+    IsSuperuser,
+    Role,
+}
+
+impl IdentitySetting {
+    /// The setting of that name (GUC names are case-insensitive).
+    pub fn of(name: &str) -> Option<IdentitySetting> {
+        [
+            IdentitySetting::SessionAuthorization,
+            IdentitySetting::IsSuperuser,
+            IdentitySetting::Role,
+        ]
+        .into_iter()
+        .find(|s| name.eq_ignore_ascii_case(s.name()))
+    }
+
+    /// PostgreSQL's name of the setting (the column `SHOW` answers with).
+    pub fn name(self) -> &'static str {
+        match self {
+            IdentitySetting::SessionAuthorization => "session_authorization",
+            IdentitySetting::IsSuperuser => "is_superuser",
+            IdentitySetting::Role => "role",
+        }
+    }
+
+    /// The value the client reads: the login, `off`, and `none` (no `SET
+    /// ROLE`, which pgward refuses).
+    pub fn value(self, login: &str) -> String {
+        match self {
+            IdentitySetting::SessionAuthorization => login.to_string(),
+            IdentitySetting::IsSuperuser => "off".to_string(),
+            IdentitySetting::Role => "none".to_string(),
+        }
+    }
+}
+
+/// The identity functions PostgreSQL has in `pg_catalog` (`current_role`
+/// and `user` are keywords only: called as functions PostgreSQL finds none).
+const IDENTITY_FUNCTIONS: &[&str] = &["current_user", "session_user"];
+
+/// `current_user()` / `session_user()` with function-call syntax: the
+/// name (quoted, or after a schema, as PostgreSQL's grammar requires) with
+/// an empty argument list. The keyword forms (`current_user` without
+/// parentheses) are left to the identity rewrite of the statement.
+fn identity_call(f: &sqlparser::ast::Function) -> Option<&'static str> {
+    use sqlparser::ast::FunctionArguments;
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    if !list.args.is_empty()
+        || !list.clauses.is_empty()
+        || list.duplicate_treatment.is_some()
+        || f.filter.is_some()
+        || f.over.is_some()
+        || !f.within_group.is_empty()
+    {
+        return None;
+    }
+    let (schema, fname) = split(&f.name)?;
+    // `current_user()` unquoted and unqualified is the keyword followed by
+    // parentheses: a syntax error in PostgreSQL, left for it to refuse.
+    let quoted = matches!(
+        f.name.0.last(),
+        Some(ObjectNamePart::Identifier(id)) if id.quote_style.is_some()
+    );
+    if schema.is_none() && !quoted {
+        return None;
+    }
+    IDENTITY_FUNCTIONS.iter().copied().find(|n| *n == fname)
 }
 
 impl Answering<'_, '_> {
@@ -488,7 +588,10 @@ impl Answering<'_, '_> {
         match self.classify(expr).ok()?? {
             Answered::CurrentSchema => Some("current_schema".into()),
             Answered::CurrentSchemas(_) => Some("current_schemas".into()),
-            Answered::SearchPathSetting => Some("current_setting".into()),
+            Answered::SearchPathSetting | Answered::IdentitySetting(_) => {
+                Some("current_setting".into())
+            }
+            Answered::IdentityCall(name) => Some(name.into()),
             Answered::Privilege(_, name, _) => Some(name),
         }
     }
@@ -545,14 +648,19 @@ impl Answering<'_, '_> {
             }
             FunctionArguments::Subquery(_) => return Ok(None),
         };
+        if let Some(name) = identity_call(f) {
+            return Ok(Some(Answered::IdentityCall(name)));
+        }
         Ok(match (fname.as_str(), args.as_slice()) {
             ("current_schema", []) => Some(Answered::CurrentSchema),
             ("current_schemas", [implicit]) => Some(Answered::CurrentSchemas(implicit)),
-            ("current_setting", [name] | [name, _])
-                if string_literal(name).is_some_and(|n| n.eq_ignore_ascii_case("search_path")) =>
-            {
-                Some(Answered::SearchPathSetting)
-            }
+            ("current_setting", [name] | [name, _]) => match string_literal(name) {
+                Some(n) if n.eq_ignore_ascii_case("search_path") => {
+                    Some(Answered::SearchPathSetting)
+                }
+                Some(n) => IdentitySetting::of(&n).map(Answered::IdentitySetting),
+                None => None,
+            },
             (name, _) => Privileged::of(name).map(|k| Answered::Privilege(k, fname.clone(), args)),
         })
     }
@@ -586,6 +694,14 @@ impl Answering<'_, '_> {
             Answered::SearchPathSetting => format!(
                 "{}::pg_catalog.text",
                 quote_literal(&super::set::shown_search_path(self.client_path))
+            ),
+            Answered::IdentitySetting(setting) => format!(
+                "{}::pg_catalog.text",
+                quote_literal(&setting.value(self.ctx.access.login()))
+            ),
+            Answered::IdentityCall(_) => format!(
+                "{}::pg_catalog.name",
+                quote_literal(self.ctx.access.login())
             ),
             Answered::Privilege(kind, name, args) => {
                 return self.privilege(kind, &name, &args).map(Some);

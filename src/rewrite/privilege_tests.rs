@@ -108,6 +108,7 @@ fn catalog() -> Catalog {
             builtin(1002, "pg_terminate_backend", false),
             builtin(1003, "has_table_privilege", false),
             builtin(1004, "current_setting", false),
+            builtin(1005, "pg_has_role", false),
             crate::catalog::Function {
                 oid: 20000,
                 schema: "public".into(),
@@ -510,5 +511,110 @@ fn set_search_path_values_are_whole_names() {
     assert_eq!(
         crate::rewrite::set::shown_search_path(&strings(&["a, b", "$user", "public"])),
         "\"a, b\", \"$user\", public"
+    );
+}
+
+#[test]
+fn identity_settings_read_as_the_login_and_are_tagged_show() {
+    let s = session(
+        "SHOW session_authorization; SHOW search_path; SHOW work_mem; SHOW is_superuser; SHOW Role",
+        &["public"],
+    )
+    .unwrap();
+    assert_eq!(s.shows, vec![0, 1, 3, 4]);
+    let statements: Vec<&str> = s.sql.split(";\n").collect();
+    assert_eq!(
+        statements,
+        [
+            "SELECT 'alice'::pg_catalog.text AS session_authorization",
+            "SELECT 'public'::pg_catalog.text AS search_path",
+            "SHOW work_mem",
+            "SELECT 'off'::pg_catalog.text AS is_superuser",
+            "SELECT 'none'::pg_catalog.text AS role",
+        ]
+    );
+    // The service role's name never appears: every value is pgward's.
+    assert_eq!(
+        ok(
+            "SELECT current_setting('session_authorization'), current_setting('is_superuser'), \
+            current_setting('Role', false), \"session_user\"(), pg_catalog.\"current_user\"()"
+        ),
+        "SELECT 'alice'::pg_catalog.text AS \"current_setting\", \
+         'off'::pg_catalog.text AS \"current_setting\", \
+         'none'::pg_catalog.text AS \"current_setting\", \
+         'alice'::pg_catalog.name AS \"session_user\", \
+         'alice'::pg_catalog.name AS \"current_user\""
+    );
+    // Other settings are PostgreSQL's to answer.
+    assert_eq!(
+        ok("SELECT current_setting('work_mem')"),
+        "SELECT current_setting('work_mem')"
+    );
+}
+
+#[test]
+fn identity_call_as_a_role_argument_is_the_login() {
+    // Answered functions accept it as the login …
+    assert_eq!(
+        ok("SELECT has_table_privilege(pg_catalog.\"current_user\"(), 'orders', 'INSERT')"),
+        "SELECT true AS \"has_table_privilege\""
+    );
+    // … and the ones PostgreSQL answers get the upstream role, as for the
+    // keyword (the login is no role upstream).
+    let sql = ok("SELECT pg_has_role(\"session_user\"(), 'pg_monitor', 'MEMBER')");
+    assert!(
+        sql.contains("pg_has_role(pg_catalog.\"current_user\"(), 'pg_monitor', 'MEMBER')"),
+        "{sql}"
+    );
+    assert!(!sql.contains("alice"), "{sql}");
+}
+
+#[test]
+fn statements_sqlparser_cannot_read_keep_their_place_in_a_text() {
+    // A SHOW after a FETCH is still tagged at its own position.
+    let s = session("FETCH ALL c; SHOW role; MOVE c", &["public"]).unwrap();
+    assert_eq!(s.shows, vec![1]);
+    assert_eq!(
+        s.sql,
+        "FETCH FORWARD ALL FROM \"c\";\nSELECT 'none'::pg_catalog.text AS role;\nMOVE FORWARD 1 FROM \"c\""
+    );
+    // A search_path change before a FETCH applies after it, and is reported.
+    let s = session(
+        "SET search_path = other; FETCH 1 c; SHOW search_path; SELECT x FROM orders",
+        &["public"],
+    )
+    .unwrap();
+    assert_eq!(s.shows, vec![2]);
+    assert_eq!(s.search_path, Some(Some(strings(&["other"]))));
+    assert!(
+        s.sql.contains("'other'::pg_catalog.text AS search_path"),
+        "{}",
+        s.sql
+    );
+    assert!(s.sql.contains("FROM \"other\".\"orders\""), "{}", s.sql);
+    // A Parse message holds one statement, whatever sqlparser reads.
+    let catalog = catalog();
+    let path = strings(&["public"]);
+    let ctx = Context {
+        catalog: &catalog,
+        search_path: &path,
+        access: &AliceWrites,
+    };
+    let e = secure_text_session("FETCH ALL c; FETCH ALL d", true, &ctx, &path).unwrap_err();
+    assert_eq!(e.code, "42601");
+    assert!(secure_text_session("FETCH ALL c", true, &ctx, &path).is_ok());
+    // Refused kinds name themselves, after comments.
+    let e = refused("/* x */ DO $$BEGIN END$$");
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        ("42501", "pgward does not allow DO for this session")
+    );
+    let e = refused("SELECT 1; alter system set work_mem = '1MB'");
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            "42501",
+            "pgward does not allow ALTER SYSTEM for this session"
+        )
     );
 }

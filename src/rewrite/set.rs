@@ -192,12 +192,102 @@ pub fn expand_search_path(path: &[String], login: &str) -> Vec<String> {
 }
 
 /// The search_path as PostgreSQL's `SHOW` prints it: each name as
-/// `quote_ident` would write it, separated by `", "`.
+/// `quote_ident` would write it, separated by `", "` — the text a `SET`
+/// gives the setting. A path given as text (see [`path_given_as_text`]) is
+/// shown as that text.
 pub fn shown_search_path(path: &[String]) -> String {
+    if let [only] = path
+        && let Some(text) = only.strip_prefix(GIVEN_AS_TEXT)
+    {
+        return text.to_string();
+    }
     path.iter()
         .map(|s| quote_identifier(s))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Marks a client path element that holds the path's text rather than a
+/// name: NUL, which neither a startup parameter nor SQL text can hold.
+const GIVEN_AS_TEXT: char = '\0';
+
+/// The client path (as the rewriter's `client_path`, which only shows it)
+/// for a search_path a client gave as text, in the startup packet:
+/// PostgreSQL keeps that text as the setting's value and shows it as
+/// written (`-c search_path=Public` shows `Public`).
+pub fn path_given_as_text(text: &str) -> Vec<String> {
+    vec![format!("{GIVEN_AS_TEXT}{text}")]
+}
+
+/// A search_path value given as text, as PostgreSQL's `check_search_path`
+/// reads it: [`split_identifier_string`], or `22023` as PostgreSQL refuses
+/// the setting.
+pub fn parse_search_path_text(text: &str) -> Result<Vec<String>, PgError> {
+    split_identifier_string(text).ok_or_else(|| {
+        PgError::error(
+            crate::error::code::INVALID_PARAMETER_VALUE,
+            format!("invalid value for parameter \"search_path\": \"{text}\""),
+        )
+        .with_detail("List syntax is invalid.")
+    })
+}
+
+/// PostgreSQL's `SplitIdentifierString` (src/backend/utils/adt/varlena.c)
+/// with `,` as the separator: names separated by commas, with whitespace
+/// around them; an unquoted name ends at a comma or whitespace and is
+/// lower-cased (ASCII only, as `downcase_identifier` does in UTF-8); a
+/// double-quoted name is kept as written, `""` standing for `"`; every name
+/// is truncated to 63 bytes (NAMEDATALEN - 1). `None` when the list syntax
+/// is invalid (an unterminated quote, an empty unquoted name, two names
+/// without a comma).
+pub fn split_identifier_string(text: &str) -> Option<Vec<String>> {
+    // PostgreSQL's scanner_isspace.
+    let space = |c: &char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c');
+    let mut chars = text.chars().peekable();
+    let mut names = Vec::new();
+    while chars.next_if(space).is_some() {}
+    if chars.peek().is_none() {
+        return Some(names);
+    }
+    loop {
+        let mut name = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            loop {
+                match chars.next()? {
+                    '"' if chars.next_if_eq(&'"').is_some() => name.push('"'),
+                    '"' => break,
+                    c => name.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != ',' && !space(c)) {
+                name.push(c.to_ascii_lowercase());
+            }
+            if name.is_empty() {
+                return None;
+            }
+        }
+        names.push(truncate_identifier(name));
+        while chars.next_if(space).is_some() {}
+        match chars.next() {
+            None => return Some(names),
+            Some(',') => while chars.next_if(space).is_some() {},
+            Some(_) => return None,
+        }
+    }
+}
+
+/// PostgreSQL's `truncate_identifier`: at most 63 bytes, whole characters.
+fn truncate_identifier(mut name: String) -> String {
+    const MAX: usize = 63;
+    if name.len() > MAX {
+        let mut end = MAX;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
 }
 
 /// PostgreSQL's `quote_identifier`: plain lower-case names that are not
@@ -232,13 +322,21 @@ fn is_keyword(name: &str) -> bool {
     }
 }
 
-/// `SHOW search_path` answers with the client's own search_path (semantics
-/// 10), not the upstream's pinned one: it becomes a SELECT of that text
-/// with PostgreSQL's column name and type (one `text` column named
-/// `search_path`); the forwarder gives its result the tag `SHOW`.
-pub fn show_search_path(
+/// `SHOW` of a setting pgward answers itself becomes a SELECT of the value
+/// with PostgreSQL's column name and type (one `text` column named after the
+/// setting); the forwarder gives its result the tag `SHOW`.
+///
+/// - `search_path`: the client's own search_path (semantics 10), not the
+///   upstream's pinned one;
+/// - `session_authorization`, `is_superuser`, `role` (also `SHOW SESSION
+///   AUTHORIZATION`): the login, `off`, `none` (semantics 11), not the
+///   service role's.
+///
+/// GUC names are case-insensitive, quoted or not.
+pub fn answer_show(
     statement: &sqlparser::ast::Statement,
     path: &[String],
+    login: &str,
 ) -> Result<Option<sqlparser::ast::Statement>, PgError> {
     let sqlparser::ast::Statement::ShowVariable { variable } = statement else {
         return Ok(None);
@@ -246,12 +344,23 @@ pub fn show_search_path(
     let [name] = variable.as_slice() else {
         return Ok(None);
     };
-    if fold(name) != "search_path" {
-        return Ok(None);
-    }
+    let (column, value) = if name.value.eq_ignore_ascii_case("search_path") {
+        ("search_path", shown_search_path(path))
+    } else if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("authorization") {
+        // `SHOW SESSION AUTHORIZATION`: sqlparser drops SESSION (a MySQL
+        // modifier for it), leaving a name PostgreSQL's grammar would not
+        // take alone (AUTHORIZATION is reserved).
+        let setting = super::functions::IdentitySetting::SessionAuthorization;
+        (setting.name(), setting.value(login))
+    } else {
+        match super::functions::IdentitySetting::of(&name.value) {
+            Some(setting) => (setting.name(), setting.value(login)),
+            None => return Ok(None),
+        }
+    };
     let sql = format!(
-        "SELECT {}::pg_catalog.text AS search_path",
-        quote_literal(&shown_search_path(path))
+        "SELECT {}::pg_catalog.text AS {column}",
+        quote_literal(&value)
     );
     let query = super::secure::parse_select(&sql)?;
     Ok(Some(sqlparser::ast::Statement::Query(Box::new(query))))
@@ -260,4 +369,71 @@ pub fn show_search_path(
 /// A string literal (standard_conforming_strings is pinned on upstream).
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Option<Vec<String>> {
+        Some(list.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn a_search_path_given_as_text_splits_as_postgresql_splits_it() {
+        assert_eq!(split_identifier_string("Public"), names(&["public"]));
+        assert_eq!(
+            split_identifier_string(" \"My, S\",Public ,\tx\n"),
+            names(&["My, S", "public", "x"])
+        );
+        assert_eq!(
+            split_identifier_string("\"$user\", public"),
+            names(&["$user", "public"])
+        );
+        assert_eq!(split_identifier_string("$user"), names(&["$user"]));
+        assert_eq!(split_identifier_string("\"a\"\"b\""), names(&["a\"b"]));
+        // A quote inside an unquoted name is part of it.
+        assert_eq!(split_identifier_string("a\"b"), names(&["a\"b"]));
+        // Only ASCII letters fold, as in a UTF-8 database.
+        assert_eq!(split_identifier_string("ÉCOLE"), names(&["École"]));
+        assert_eq!(split_identifier_string(""), names(&[]));
+        assert_eq!(split_identifier_string("  "), names(&[]));
+        for bad in ["a b", "a,", ",a", "\"a", "a,,b", "\"a\"b", "a, \"b"] {
+            assert_eq!(split_identifier_string(bad), None, "{bad}");
+        }
+        // Names are truncated to 63 bytes, on a character boundary.
+        let long = "x".repeat(70);
+        assert_eq!(split_identifier_string(&long), Some(vec!["x".repeat(63)]));
+        let wide = format!("\"{}\"", "é".repeat(40));
+        assert_eq!(split_identifier_string(&wide), Some(vec!["é".repeat(31)]));
+    }
+
+    #[test]
+    fn a_malformed_startup_search_path_is_refused_as_postgresql_refuses_it() {
+        let e = parse_search_path_text("a b").unwrap_err();
+        assert_eq!(e.code, "22023");
+        assert_eq!(
+            e.message,
+            "invalid value for parameter \"search_path\": \"a b\""
+        );
+        assert_eq!(e.detail.as_deref(), Some("List syntax is invalid."));
+        assert_eq!(
+            parse_search_path_text("Public, x"),
+            Ok(vec!["public".to_string(), "x".to_string()])
+        );
+    }
+
+    #[test]
+    fn a_path_given_as_text_is_shown_as_written() {
+        assert_eq!(shown_search_path(&path_given_as_text("Public")), "Public");
+        assert_eq!(
+            shown_search_path(&path_given_as_text("\"My, S\",Public")),
+            "\"My, S\",Public"
+        );
+        // Names are shown as SET would have written them.
+        assert_eq!(
+            shown_search_path(&["My, S".to_string(), "public".to_string()]),
+            "\"My, S\", public"
+        );
+    }
 }
