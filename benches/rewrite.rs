@@ -598,6 +598,7 @@ fn cache_key(
         search_path: Arc::from(path.to_vec()),
         single: case.single,
         sql: case.sql.as_bytes().into(),
+        parameter_types: Box::default(),
     }
 }
 
@@ -686,6 +687,7 @@ fn rewrite_benches(c: &mut Criterion) {
                 search_path: Arc::from(hook_path.clone()),
                 single: point.single,
                 sql: sql.into(),
+                parameter_types: Box::default(),
             };
             black_box(text);
             cache.get(&key).map(|hit| hit.sql.clone())

@@ -377,7 +377,7 @@ async fn secure_query(body: &[u8], hook: &mut Hook, out: &mut BytesMut) -> Resul
 async fn secure_parse(body: &[u8], hook: &mut Hook, out: &mut BytesMut) -> Result<(), Refusal> {
     let parse = frontend::decode_parse(body).ok_or(Refusal::Malformed)?;
     let printed = hook
-        .secure(parse.query, Origin::Parse)
+        .secure_typed(parse.query, Origin::Parse, &parse.param_types)
         .await
         .map_err(Refusal::Statement)?;
     backend::put_message(out, b'P', |b| {

@@ -1,7 +1,8 @@
 //! The rewrite cache, shared by all sessions: the SQL pgward forwards for a
-//! statement text depends only on the text, the session's search_path, the
-//! catalog generation and the session's policy context (login, roles and
-//! global values), so sessions with the same context share entries.
+//! statement text depends only on the text, the parameter types a Parse
+//! message declares for it, the session's search_path, the catalog
+//! generation and the session's policy context (login, roles and global
+//! values), so sessions with the same context share entries.
 //! Prepared statements are rewritten once, at Parse, anyway.
 //!
 //! Bounded: past `capacity` entries the cache is emptied and refills with
@@ -18,6 +19,9 @@ pub struct CacheKey {
     pub search_path: Arc<[String]>,
     pub single: bool,
     pub sql: Box<[u8]>,
+    /// The parameter type oids a Parse message declares (0: unspecified):
+    /// they decide whether a secured relation is fenced.
+    pub parameter_types: Box<[u32]>,
 }
 
 /// What the cache keeps for a statement text.
@@ -71,6 +75,7 @@ mod tests {
             search_path: Arc::from(vec!["public".to_string()]),
             single: false,
             sql: sql.as_bytes().into(),
+            parameter_types: Box::default(),
         }
     }
 
@@ -86,6 +91,27 @@ mod tests {
         );
         assert!(c.get(&key("SELECT 1", "alice")).is_some());
         assert!(c.get(&key("SELECT 1", "bob")).is_none());
+    }
+
+    #[test]
+    fn declared_parameter_types_do_not_share_entries() {
+        let c = RewriteCache::new(10);
+        let typed = |types: &[u32]| CacheKey {
+            single: true,
+            parameter_types: types.into(),
+            ..key("SELECT * FROM t WHERE id = $1", "alice")
+        };
+        c.insert(
+            typed(&[1700]),
+            Arc::new(CachedRewrite {
+                sql: b"fenced".to_vec(),
+                search_path: None,
+            }),
+        );
+        assert_eq!(c.get(&typed(&[1700])).unwrap().sql, b"fenced");
+        assert!(c.get(&typed(&[23])).is_none());
+        assert!(c.get(&typed(&[])).is_none());
+        assert!(c.get(&typed(&[0])).is_none());
     }
 
     #[test]

@@ -82,6 +82,18 @@ impl Hook {
 
     /// The SQL to forward for a client's text, or the refusal.
     pub async fn secure(&mut self, sql: &[u8], origin: Origin) -> Result<Vec<u8>, PgError> {
+        self.secure_typed(sql, origin, &[]).await
+    }
+
+    /// [`Hook::secure`] for a Parse message's text with the parameter type
+    /// oids it declares (0: unspecified), which the rewriter's leak fencing
+    /// types `$n` with; they are part of the cache key.
+    pub async fn secure_typed(
+        &mut self,
+        sql: &[u8],
+        origin: Origin,
+        parameter_types: &[u32],
+    ) -> Result<Vec<u8>, PgError> {
         let text = std::str::from_utf8(sql).map_err(|_| {
             PgError::error(
                 "22021",
@@ -103,6 +115,7 @@ impl Hook {
             search_path: Arc::from(self.search_path.clone()),
             single,
             sql: sql.into(),
+            parameter_types: parameter_types.into(),
         };
         if let Some(hit) = self.cache.get(&key) {
             self.apply(&hit.search_path);
@@ -119,7 +132,7 @@ impl Hook {
                     search_path: &path,
                     access: access.as_ref(),
                 };
-                rewrite::secure_text_session(text, single, &ctx, &self.search_path)
+                rewrite::secure_text_typed(text, single, &ctx, &self.search_path, parameter_types)
             };
             match result {
                 Ok(secured) => {
