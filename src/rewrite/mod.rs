@@ -12,6 +12,7 @@ mod fallback;
 mod fence;
 pub mod functions;
 pub mod literals;
+mod scope;
 pub mod secure;
 pub mod set;
 mod tokens;
@@ -80,6 +81,19 @@ pub fn secure_text_session(
     ctx: &Context<'_>,
     client_path: &[String],
 ) -> Result<Secured, PgError> {
+    secure_text_typed(sql, single, ctx, client_path, &[])
+}
+
+/// [`secure_text_session`] for a Parse message that declares the types of
+/// `$1`, `$2` … as type oids (0: unspecified): they decide which operators
+/// the leak fencing checks, as `PREPARE p (…)`'s types do.
+pub fn secure_text_typed(
+    sql: &str,
+    single: bool,
+    ctx: &Context<'_>,
+    client_path: &[String],
+    parameter_types: &[u32],
+) -> Result<Secured, PgError> {
     let tokens::Parsed { statements, only } = match tokens::parse(sql) {
         Ok(parsed) => parsed,
         // PostgreSQL's grammar decides what sqlparser cannot read (FETCH
@@ -115,7 +129,7 @@ pub fn secure_text_session(
             statement = show;
             shows.push(i);
         }
-        let rewritten = rewrite_as(statement, ctx, client, &only)?;
+        let rewritten = rewrite_typed(statement, ctx, client, &only, parameter_types)?;
         only_used.extend(rewritten.only_used.iter().copied());
         if let Some(change) = change {
             let client = change.clone().unwrap_or_else(set::default_search_path);
@@ -174,15 +188,28 @@ pub fn rewrite(statement: Statement, ctx: &Context<'_>) -> Result<Rewritten, PgE
 /// `only`: where the names that followed `ONLY` start in the client's text
 /// (see `tokens`).
 fn rewrite_as(
+    statement: Statement,
+    ctx: &Context<'_>,
+    client_path: &[String],
+    only: &BTreeSet<sqlparser::tokenizer::Location>,
+) -> Result<Rewritten, PgError> {
+    rewrite_typed(statement, ctx, client_path, only, &[])
+}
+
+/// [`rewrite_as`] with the type oids a Parse message declares for `$1`,
+/// `$2` … (0: unspecified).
+fn rewrite_typed(
     mut statement: Statement,
     ctx: &Context<'_>,
     client_path: &[String],
     only: &BTreeSet<sqlparser::tokenizer::Location>,
+    parameter_types: &[u32],
 ) -> Result<Rewritten, PgError> {
     // Privilege functions and search_path readers answer for the login.
     functions::answer_calls(&mut statement, ctx, client_path)?;
     let mut securer = Securer::new(ctx.catalog, ctx.search_path, ctx.access);
     securer.set_only(only.clone());
+    securer.set_parameter_oids(parameter_types);
     match &mut statement {
         Statement::Query(q) => {
             check_query_shape(q)?;
