@@ -15,6 +15,7 @@ mod demo_data;
 mod faults;
 mod fencing;
 mod harness;
+mod hidden_columns;
 mod identity;
 mod policy_reads;
 mod pool;
