@@ -161,17 +161,15 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         Ok(m) => m,
         Err(e) => return fatal(&mut stream, e).await,
     };
+    // Read as PostgreSQL reads the setting (unquoted names lower-cased,
+    // quoted ones kept, split at commas outside quotes); a malformed list
+    // fails the login, as in PostgreSQL.
     let search_path = request
         .settings
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("search_path"))
-        .map(|(_, v)| {
-            v.split(',')
-                .map(|p| p.trim().trim_matches('"').to_string())
-                .filter(|p| !p.is_empty())
-                .collect()
-        });
-    let mut hook = Hook::new(
+        .map(|(_, v)| v.as_str());
+    let hook = Hook::new(
         mode,
         &request.user,
         search_path,
@@ -179,6 +177,16 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         shared.control.clone(),
         shared.rewrite_cache.clone(),
     );
+    let mut hook = match hook {
+        Ok(hook) => hook,
+        Err(e) => {
+            let e = PgError {
+                severity: crate::error::Severity::Fatal,
+                ..e
+            };
+            return fatal(&mut stream, e).await;
+        }
+    };
 
     let checkout = match shared.pool.checkout(&request.user, &request.settings).await {
         Ok(c) => c,

@@ -35,6 +35,12 @@ pub struct Hook {
     login: String,
     /// The client's search_path as written (`$user` unexpanded).
     search_path: Vec<String>,
+    /// The text the search_path was given as, while it is the one from the
+    /// startup packet: PostgreSQL shows that text as written.
+    shown_as: Option<String>,
+    /// What `RESET search_path`, `RESET ALL` and `DISCARD ALL` return to:
+    /// the startup packet's path (its names and text), else the default.
+    startup: (Vec<String>, Option<String>),
     catalog: Arc<CatalogHandle>,
     control: Arc<Control>,
     cache: Arc<RewriteCache>,
@@ -46,23 +52,35 @@ pub struct Hook {
 use crate::rewrite::set::default_search_path;
 
 impl Hook {
+    /// `search_path`: the startup packet's value, as text (a startup
+    /// parameter or `-c search_path=…` in `options`); refused with `22023`,
+    /// as PostgreSQL refuses the login, when its list syntax is invalid.
     pub fn new(
         mode: Mode,
         login: &str,
-        search_path: Option<Vec<String>>,
+        search_path: Option<&str>,
         catalog: Arc<CatalogHandle>,
         control: Arc<Control>,
         cache: Arc<RewriteCache>,
-    ) -> Hook {
-        Hook {
+    ) -> Result<Hook, PgError> {
+        let startup = match search_path {
+            Some(text) => (
+                crate::rewrite::set::parse_search_path_text(text)?,
+                Some(text.to_string()),
+            ),
+            None => (default_search_path(), None),
+        };
+        Ok(Hook {
             mode,
             login: login.to_string(),
-            search_path: search_path.unwrap_or_else(default_search_path),
+            search_path: startup.0.clone(),
+            shown_as: startup.1.clone(),
+            startup,
             catalog,
             control,
             cache,
             shows: Vec::new(),
-        }
+        })
     }
 
     /// Positions of the statements of the text last passed to
@@ -74,9 +92,22 @@ impl Hook {
 
     fn apply(&mut self, change: &Option<Option<Vec<String>>>) {
         match change {
-            Some(Some(list)) => self.search_path = list.clone(),
-            Some(None) => self.search_path = default_search_path(),
+            Some(Some(list)) => {
+                self.search_path = list.clone();
+                self.shown_as = None;
+            }
+            // A reset returns to the session's default: the startup value.
+            Some(None) => (self.search_path, self.shown_as) = self.startup.clone(),
             None => {}
+        }
+    }
+
+    /// The client's search_path as the rewriter shows it (SHOW,
+    /// `current_setting`): the names, or the startup text as written.
+    fn client_path(&self) -> Vec<String> {
+        match &self.shown_as {
+            Some(text) => crate::rewrite::set::path_given_as_text(text),
+            None => self.search_path.clone(),
         }
     }
 
@@ -112,7 +143,9 @@ impl Hook {
         let key = CacheKey {
             context,
             generation: self.catalog.current().generation(),
-            search_path: Arc::from(self.search_path.clone()),
+            // What the rewrite reads of the path: the names are those of
+            // the shown text, when there is one.
+            search_path: Arc::from(self.client_path()),
             single,
             sql: sql.into(),
             parameter_types: parameter_types.into(),
@@ -132,7 +165,7 @@ impl Hook {
                     search_path: &path,
                     access: access.as_ref(),
                 };
-                rewrite::secure_text_typed(text, single, &ctx, &self.search_path, parameter_types)
+                rewrite::secure_text_typed(text, single, &ctx, &self.client_path(), parameter_types)
             };
             match result {
                 Ok(secured) => {
