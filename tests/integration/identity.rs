@@ -234,3 +234,139 @@ async fn show_search_path_is_the_clients_own() -> anyhow::Result<()> {
     assert_eq!(out.trim(), "SET\nother, public", "{err}");
     Ok(())
 }
+
+/// A connection with `options` (`-c name=value …`) in its startup packet.
+async fn connect_with_options(conn: &str, options: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let mut config: tokio_postgres::Config = conn.parse()?;
+    config.options(options);
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// A search_path from the startup packet is read as PostgreSQL reads the
+/// setting (unquoted names lower-cased, quoted ones kept whole, commas
+/// inside quotes included), and shown as the client wrote it, as
+/// PostgreSQL shows it; RESET and DISCARD ALL return to it.
+#[tokio::test]
+async fn startup_search_path_reads_as_postgresql_reads_it() -> anyhow::Result<()> {
+    let (db, pgward) = start("identity_startup_path").await?;
+    let via_conn = pgward.conn_string("alice", "alice", db.name());
+    for options in [
+        "-c search_path=Public",
+        "-c search_path=PUBLIC,\"$user\"",
+        r#"-c search_path=\"My,\ S\",Public"#,
+        r#"--search-path=\"Other\",\ public"#,
+    ] {
+        let via = connect_with_options(&via_conn, options).await?;
+        let direct = connect_with_options(&db.service_url(), options).await?;
+        // alice's three orders: `orders` is found in public.
+        let count: i64 = via
+            .query_one("SELECT count(*) FROM orders", &[])
+            .await?
+            .get(0);
+        assert_eq!(count, 3, "{options}");
+        for sql in ["SHOW search_path", "SELECT current_setting('search_path')"] {
+            let got: String = via.query_one(sql, &[]).await?.get(0);
+            let want: String = direct.query_one(sql, &[]).await?.get(0);
+            assert_eq!(got, want, "{options}: {sql}");
+        }
+        for reset in [
+            "SET search_path = other; RESET search_path",
+            "SET search_path = other; RESET ALL",
+            "SET search_path = other; DISCARD ALL",
+        ] {
+            // One statement at a time: DISCARD ALL cannot run inside the
+            // implicit transaction of a multi-statement text.
+            for sql in reset.split("; ") {
+                via.batch_execute(sql).await?;
+                direct.batch_execute(sql).await?;
+            }
+            let got: String = via.query_one("SHOW search_path", &[]).await?.get(0);
+            let want: String = direct.query_one("SHOW search_path", &[]).await?.get(0);
+            assert_eq!(got, want, "{options}: {reset}");
+            let count: i64 = via
+                .query_one("SELECT count(*) FROM orders", &[])
+                .await?
+                .get(0);
+            assert_eq!(count, 3, "{options}: {reset}");
+        }
+    }
+    // The shown text is the client's own: `Public` as written.
+    let via = connect_with_options(&via_conn, "-c search_path=Public").await?;
+    let shown: String = via.query_one("SHOW search_path", &[]).await?.get(0);
+    assert_eq!(shown, "Public");
+    // A quoted name keeps its case: no schema "PUBLIC" exists, so
+    // `orders` is not found, as PostgreSQL would not find it.
+    let via = connect_with_options(&via_conn, "-c search_path=\"PUBLIC\"").await?;
+    let e = via
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .expect_err("orders found through schema \"PUBLIC\"");
+    assert_eq!(e.code().map(|c| c.code()), Some("42P01"), "{e:?}");
+    // A malformed list fails the login, as PostgreSQL fails it.
+    for options in [r"-c search_path=a\ b", "-c search_path=\"a"] {
+        let got = connect_with_options(&via_conn, options)
+            .await
+            .expect_err("malformed search_path accepted");
+        let want = connect_with_options(&db.service_url(), options)
+            .await
+            .expect_err("PostgreSQL accepted a malformed search_path");
+        let code = |e: &anyhow::Error| {
+            e.downcast_ref::<tokio_postgres::Error>()
+                .and_then(|e| e.code())
+                .map(|c| c.code().to_string())
+        };
+        assert_eq!(code(&got), code(&want), "{options}: {got:?}");
+        assert_eq!(code(&got).as_deref(), Some("22023"), "{options}");
+    }
+    Ok(())
+}
+
+/// `SHOW` of the identity settings: PostgreSQL's answer (one text column
+/// named after the setting, tag SHOW) with the login's values, in the
+/// simple and the extended protocol.
+#[tokio::test]
+async fn show_identity_settings_answers_as_postgresql_for_the_login() -> anyhow::Result<()> {
+    let (db, pgward) = start("identity_show").await?;
+    let c = pgward.connect_as("alice", "alice").await?;
+    let (rows, tags) = simple(
+        &c.simple_query("SHOW session_authorization; SHOW is_superuser; SELECT 1; SHOW role")
+            .await?,
+    );
+    assert_eq!(
+        rows,
+        [
+            Some("alice".to_string()),
+            Some("off".to_string()),
+            Some("1".to_string()),
+            Some("none".to_string())
+        ]
+    );
+    assert_eq!(tags, [0, 0, 1, 0]);
+    let direct = db.service().await?;
+    for (setting, value) in [
+        ("session_authorization", "alice"),
+        ("is_superuser", "off"),
+        ("role", "none"),
+    ] {
+        let sql = format!("SHOW {setting}");
+        let stmt = c.prepare(&sql).await?;
+        let want = direct.prepare(&sql).await?;
+        let shape = |s: &tokio_postgres::Statement| {
+            s.columns()
+                .iter()
+                .map(|c| (c.name().to_string(), c.type_().clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shape(&stmt), shape(&want), "{sql}");
+        assert_eq!(c.execute(&stmt, &[]).await?, 0, "{sql}: tag SHOW");
+        let row = c.query_one(&stmt, &[]).await?;
+        assert_eq!(row.get::<_, String>(0), value, "{sql}");
+    }
+    // psql prints what it prints on a direct connection, the value aside.
+    let conn = pgward.conn_string("alice", "alice", db.name());
+    let (out, err) = psql(&conn, "SHOW is_superuser").await?;
+    assert_eq!(out.trim(), "off", "{err}");
+    Ok(())
+}

@@ -471,27 +471,105 @@ async fn service_identity_is_not_shown() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Gap: identity functions called with function syntax, and the session
-/// settings that name the session's user, describe the service role.
+/// Identity functions called with function syntax, and the session
+/// settings that name the session's user, read as the login: never the
+/// service role, and as in a session alice opened herself (no superuser, no
+/// SET ROLE).
 #[tokio::test]
-#[ignore = "known gap: pg_catalog.\"current_user\"() and SHOW session_authorization show the service role"]
 async fn identity_function_calls_and_settings_read_as_the_login() -> anyhow::Result<()> {
     let (db, pgward) = demo("threat_identity_gap").await?;
     let alice = Session::as_user(&pgward, &db, "alice").await?;
     let mut wrong = Vec::new();
-    for sql in [
-        "SELECT pg_catalog.\"current_user\"()",
-        "SELECT \"session_user\"()",
-        "SHOW session_authorization",
-        "SELECT current_setting('session_authorization')",
+    for (sql, want) in [
+        ("SELECT pg_catalog.\"current_user\"()", "alice"),
+        ("SELECT \"session_user\"()", "alice"),
+        (
+            "SELECT pg_catalog.\"session_user\"()::text || '/' || current_role",
+            "alice/alice",
+        ),
+        ("SHOW session_authorization", "alice"),
+        ("SHOW SESSION AUTHORIZATION", "alice"),
+        ("SELECT current_setting('session_authorization')", "alice"),
+        ("SHOW is_superuser", "off"),
+        ("SELECT current_setting('is_superuser')", "off"),
+        ("SHOW role", "none"),
+        ("SELECT current_setting('role', true)", "none"),
     ] {
         let out = alice.run(sql).await;
-        if out.text().contains(SERVICE_ROLE) || !(out.code().is_some() || out.cells() == ["alice"])
+        if out.text().contains(SERVICE_ROLE) || out.cells() != [want] {
+            wrong.push(format!("{sql}: {out:?}"));
+        }
+    }
+    // `current_role` and `user` are keywords only: called as functions,
+    // PostgreSQL finds no such function.
+    for sql in ["SELECT \"current_role\"()", "SELECT \"user\"()"] {
+        let out = alice.run(sql).await;
+        if out.text().contains(SERVICE_ROLE) || out.code() != Some("42883") {
+            wrong.push(format!("{sql}: {out:?}"));
+        }
+    }
+    // The settings listings do not show them (as in PostgreSQL, where they
+    // are GUC_NO_SHOW_ALL) and never name the service role.
+    for sql in ["SHOW ALL", "SELECT name, setting FROM pg_settings"] {
+        let out = alice.run(sql).await;
+        let names: Vec<String> = out.cells();
+        if out.code().is_some()
+            || out.text().contains(SERVICE_ROLE)
+            || names.iter().any(|n| {
+                ["session_authorization|", "is_superuser|", "role|"]
+                    .iter()
+                    .any(|s| n.starts_with(s))
+            })
         {
             wrong.push(format!("{sql}: {out:?}"));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    Ok(())
+}
+
+/// FETCH and MOVE in the forms sqlparser cannot read pass through
+/// (PRODUCT.md §3 "Statements"), over a cursor whose rows are secured; DO
+/// and ALTER SYSTEM are refused as statement kinds, not as syntax errors.
+#[tokio::test]
+async fn fetch_and_move_pass_through_and_code_blocks_are_refused() -> anyhow::Result<()> {
+    let (db, pgward) = demo("threat_fetch_move").await?;
+    let alice = Session::as_user(&pgward, &db, "alice").await?;
+    let out = alice
+        .probe(
+            "BEGIN; DECLARE c SCROLL CURSOR FOR SELECT id FROM orders ORDER BY id; \
+             FETCH c; MOVE NEXT IN c; FETCH ALL c; FETCH FIRST c; MOVE LAST c; FETCH PRIOR c; \
+             FETCH -1 c; MOVE ABSOLUTE 0 IN c; FETCH 5 c; CLOSE c; COMMIT",
+            ALICE_HIDDEN,
+        )
+        .await;
+    assert_eq!(out.error, None, "{out:?}");
+    // FETCH c → 1; MOVE; FETCH ALL → 3; FIRST → 1; MOVE LAST; PRIOR → 2;
+    // -1 → 1; MOVE ABSOLUTE 0; FETCH 5 → 1, 2, 3.
+    assert_eq!(
+        out.cells(),
+        ["1", "3", "1", "2", "1", "1", "2", "3"],
+        "{out:?}"
+    );
+    // The MOVE tags count the rows moved over, as PostgreSQL's do.
+    let direct = Session::open(&db.service_url()).await?;
+    let script = "BEGIN; DECLARE c SCROLL CURSOR FOR SELECT g FROM generate_series(1, 5) g; \
+                  MOVE 2 c; MOVE ALL IN c; MOVE BACKWARD ALL c; FETCH NEXT c; COMMIT";
+    let via = alice.run(script).await;
+    let want = direct.run(script).await;
+    assert_eq!((&via.cells(), &via.tags), (&want.cells(), &want.tags));
+    assert_eq!(via.cells(), ["1"]);
+    for sql in [
+        "DO $$BEGIN PERFORM pg_sleep(0); END$$",
+        "DO LANGUAGE plpgsql $$BEGIN RAISE NOTICE '%', (SELECT ssn FROM employees LIMIT 1); END$$",
+        "ALTER SYSTEM SET work_mem = '1MB'",
+        "SELECT 1; DO $$BEGIN END$$",
+        "FETCH ALL c; ALTER SYSTEM RESET ALL",
+    ] {
+        let out = alice.probe(sql, ALICE_HIDDEN).await;
+        assert_refused(sql, &out, &["42501", "0A000"]);
+        assert!(out.rows.is_empty(), "{sql}: {out:?}");
+    }
     Ok(())
 }
 
