@@ -60,6 +60,11 @@ pub fn verify_statement(
 /// then is not what pgward secured.
 fn no_comments(printed: &str) -> Result<(), PgError> {
     use pg_query::protobuf::Token;
+    // Every PostgreSQL comment starts with `--` or `/*`; a text holding
+    // neither cannot hold one, and the scanner is not needed.
+    if !printed.contains("--") && !printed.contains("/*") {
+        return Ok(());
+    }
     let scanned = pg_query::scan(printed).map_err(|e| mismatch(&e.to_string()))?;
     let comment = scanned.tokens.iter().any(|t| {
         matches!(
