@@ -90,6 +90,9 @@ struct Ref {
     rule: Rule,
     /// It passed a level with items pgward cannot list.
     past_opaque: bool,
+    /// The error that stands unless the name is a hidden column (a call
+    /// `c(t)` of no known function: PostgreSQL's notation for `t.c`).
+    otherwise: Option<PgError>,
 }
 
 /// A select-list entry, for the output-column rules.
@@ -136,6 +139,7 @@ impl Level {
                     parts: vec![name],
                     rule: Rule::Plain,
                     past_opaque: false,
+                    otherwise: None,
                 });
             });
         }
@@ -147,6 +151,18 @@ impl Level {
             parts,
             rule,
             past_opaque: false,
+            otherwise: None,
+        });
+    }
+
+    /// A reference whose refusal `otherwise` stands unless it lands on a
+    /// hidden column (which is refused as such).
+    pub fn record_or(&mut self, parts: Vec<String>, otherwise: PgError) {
+        self.refs.push(Ref {
+            parts,
+            rule: Rule::Plain,
+            past_opaque: false,
+            otherwise: Some(otherwise),
         });
     }
 
@@ -337,16 +353,23 @@ pub fn finish(levels: &mut [Level], id: usize) -> Result<(), PgError> {
     for r in refs {
         match resolve_here(&levels[id], &r) {
             Found::Hidden(column, table) => return Err(column_denied(&column, &table, &r)),
-            Found::Here => {}
-            Found::NotHere { opaque } => {
-                if let Some(p) = parent {
-                    levels[p].refs.push(Ref {
-                        rule: Rule::Plain,
-                        past_opaque: r.past_opaque || opaque,
-                        parts: r.parts,
-                    });
+            Found::Here => {
+                if let Some(e) = r.otherwise {
+                    return Err(e);
                 }
             }
+            Found::NotHere { opaque } => match parent {
+                Some(p) => levels[p].refs.push(Ref {
+                    rule: Rule::Plain,
+                    past_opaque: r.past_opaque || opaque,
+                    ..r
+                }),
+                None => {
+                    if let Some(e) = r.otherwise {
+                        return Err(e);
+                    }
+                }
+            },
         }
     }
     Ok(())
@@ -364,6 +387,30 @@ fn column_denied(column: &str, table: &str, r: &Ref) -> PgError {
         ))
     } else {
         e
+    }
+}
+
+/// `c(t)`: a call PostgreSQL reads as the column `t.c` when no function
+/// `c` takes `t`'s row type. The parts `[t, c]`.
+pub fn functional_column(f: &sqlparser::ast::Function) -> Option<Vec<String>> {
+    use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let [ObjectNamePart::Identifier(name)] = f.name.0.as_slice() else {
+        return None;
+    };
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let plain = list.duplicate_treatment.is_none()
+        && list.clauses.is_empty()
+        && f.filter.is_none()
+        && f.over.is_none()
+        && f.within_group.is_empty()
+        && matches!(f.parameters, FunctionArguments::None);
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(t)))] if plain => {
+            Some(vec![fold(t), fold(name)])
+        }
+        _ => None,
     }
 }
 

@@ -245,11 +245,7 @@ impl<'a> Securer<'a> {
     /// they can be told.
     fn other_item(&mut self, factor: &TableFactor) {
         let alias_of = |a: &Option<TableAlias>| a.as_ref().map(|a| fold(&a.name));
-        let renamed = |a: &Option<TableAlias>| -> Vec<String> {
-            a.as_ref()
-                .map(|a| a.columns.iter().map(|c| fold(&c.name)).collect())
-                .unwrap_or_default()
-        };
+        let renamed = |a: &Option<TableAlias>| renames(a.as_ref());
         let item = match factor {
             // Its members are items already; an alias is applied when the
             // factor ends.
@@ -664,7 +660,19 @@ impl VisitorMut for Securer<'_> {
                     }
                     *expr = functions::null_of(&t);
                 }
-                Decision::Refuse(e) => return ControlFlow::Break(e),
+                Decision::Refuse(e) => {
+                    // `margin(o)` is PostgreSQL's notation for `o.margin`:
+                    // a hidden column named so is 42501, else the refusal
+                    // stands once the name is resolved.
+                    if e.code == "42883"
+                        && let Some(parts) = scope::functional_column(f)
+                        && let Some(&id) = self.current.last()
+                    {
+                        self.levels[id].record_or(parts, e);
+                        return ControlFlow::Continue(());
+                    }
+                    return ControlFlow::Break(e);
+                }
             }
             return ControlFlow::Continue(());
         }

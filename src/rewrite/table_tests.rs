@@ -586,6 +586,13 @@ const CASES: &[Case] = &[
     c("SELECT public.orders.margin FROM public.orders", DENIED),
     c("SELECT public.orders.margin FROM orders", DENIED),
     c("SELECT pg_stat_get_numscans(margin) FROM orders", DENIED),
+    // `margin(o)` is PostgreSQL's notation for `o.margin`; other calls of
+    // no known function stay refused as such.
+    c("SELECT margin(o) FROM orders o", DENIED),
+    c("SELECT (SELECT margin(o)) FROM orders o", DENIED),
+    c("SELECT id(o) FROM orders o", Refused("42883")),
+    c("SELECT nosuch(o) FROM orders o", Refused("42883")),
+    c("SELECT margin(1) FROM orders o", Refused("42883")),
     c(
         "SELECT * FROM orders o, LATERAL (SELECT o.*) s WHERE s.margin = 1",
         DENIED,
