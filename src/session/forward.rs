@@ -5,8 +5,9 @@
 //! through untouched. Upstream → client: everything is streamed through
 //! untouched (DataRow and CopyData are never decoded) except ParameterStatus
 //! (the service identity never shows), the errors pgward substitutes, and
-//! the tag of the results that answer `SHOW search_path` (pgward answers it
-//! with a SELECT of the client's own search_path; the client sees `SHOW`).
+//! the tag of the results that answer `SHOW search_path` and the identity
+//! settings (pgward answers them with a SELECT of the client's own value;
+//! the client sees `SHOW`).
 //!
 //! Refusals keep the response order: instead of the refused message pgward
 //! sends the upstream a `Describe` of a statement name that cannot exist (a

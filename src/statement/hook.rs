@@ -5,7 +5,9 @@
 //!
 //! Tracks the client's search_path (semantics 10): names are resolved with
 //! it and forwarded schema-qualified, and `SHOW search_path` answers with
-//! it ([`Hook::shows`] tells the forwarder which results to tag `SHOW`).
+//! it, as `SHOW session_authorization`, `is_superuser` and `role` answer
+//! for the login (semantics 11); [`Hook::shows`] tells the forwarder which
+//! results to tag `SHOW`.
 
 use std::sync::Arc;
 
@@ -44,8 +46,8 @@ pub struct Hook {
     catalog: Arc<CatalogHandle>,
     control: Arc<Control>,
     cache: Arc<RewriteCache>,
-    /// Positions of the statements of the last secured text that answer
-    /// `SHOW search_path`.
+    /// Positions of the statements of the last secured text that answer a
+    /// `SHOW` pgward answers itself.
     shows: Vec<usize>,
 }
 
@@ -85,7 +87,8 @@ impl Hook {
 
     /// Positions of the statements of the text last passed to
     /// [`Hook::secure`] whose result PostgreSQL tags `SELECT 1` and the
-    /// client must see tagged `SHOW` (they answer `SHOW search_path`).
+    /// client must see tagged `SHOW` (they answer `SHOW search_path` or an
+    /// identity setting).
     pub fn shows(&self) -> &[usize] {
         &self.shows
     }
