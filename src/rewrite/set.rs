@@ -62,6 +62,18 @@ pub fn check_reset(reset: &Reset) -> Result<(), PgError> {
 fn check_assignment(variable: &ObjectName, values: &mut Vec<Expr>) -> Result<(), PgError> {
     let name = name_of(variable);
     if name == "search_path" {
+        // A value pgward cannot read (`E'…'`, `U&'…'`, an expression)
+        // would leave the tracked path behind the client's: refused.
+        if values
+            .iter()
+            .any(|v| !matches!(v, Expr::Identifier(_)) && value_text(v).is_none())
+        {
+            return Err(PgError::error(
+                crate::error::code::FEATURE_NOT_SUPPORTED,
+                "pgward does not support this value for \"search_path\"",
+            )
+            .with_hint("write schema names as identifiers or plain string literals"));
+        }
         // pgward tracks the client's search_path and forwards every name
         // qualified; the upstream keeps its own, so that names inside
         // policy expressions cannot be captured.
@@ -117,7 +129,11 @@ fn is_default(e: &Expr) -> bool {
 fn value_text(e: &Expr) -> Option<String> {
     match e {
         Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+            Value::SingleQuotedString(s)
+            | Value::DoubleQuotedString(s)
+            | Value::DollarQuotedString(sqlparser::ast::DollarQuotedString { value: s, .. }) => {
+                Some(s.clone())
+            }
             Value::Number(n, _) => Some(n.to_string()),
             Value::Boolean(b) => Some(b.to_string()),
             _ => None,

@@ -1326,6 +1326,14 @@ const CASES: &[Case] = &[
         "SET search_path = other; SELECT * FROM public.orders",
         s(1, 0),
     ),
+    c(
+        "SET search_path = $$other$$; SELECT x FROM orders",
+        Exact("SET search_path = DEFAULT;\nSELECT x FROM {X} AS \"orders\""),
+    ),
+    // Values pgward cannot read would leave its path behind the client's.
+    c("SET search_path = E'other'", Refused("0A000")),
+    c("SET search_path = U&'other'", Refused("0A000")),
+    c("SET search_path = 'a' || 'b'", Refused("0A000")),
     c("FETCH FORWARD 5 FROM c", Exact("FETCH FORWARD 5 FROM c")),
     // FETCH and MOVE forms sqlparser cannot read (no FROM/IN, MOVE): read
     // by PostgreSQL's grammar and printed again from its tree.
