@@ -12,7 +12,13 @@ use sqlparser::parser::Parser;
 use super::*;
 use crate::catalog::{Catalog, CatalogParts, Column, Function, RelKind, Relation};
 
-pub(super) fn relation(oid: u32, schema: &str, name: &str, kind: RelKind, cols: &[&str]) -> Relation {
+pub(super) fn relation(
+    oid: u32,
+    schema: &str,
+    name: &str,
+    kind: RelKind,
+    cols: &[&str],
+) -> Relation {
     Relation {
         oid,
         schema: schema.into(),
@@ -566,15 +572,20 @@ fn multi_statement_texts_secure_every_statement() {
 fn privilege_functions_answer_for_the_login() {
     // Answered from alice's policies (orders: some entry; departments:
     // none), never by the upstream role's privileges.
-    let sql = ok("SELECT has_table_privilege(current_user, 'orders', 'select'), \
-                  has_table_privilege('departments', 'SELECT') AS d, current_user");
+    let sql = ok(
+        "SELECT has_table_privilege(current_user, 'orders', 'select'), \
+                  has_table_privilege('departments', 'SELECT') AS d, current_user",
+    );
     assert_eq!(
         sql,
         "SELECT true AS \"has_table_privilege\", false AS d, \
          'alice'::pg_catalog.name AS \"current_user\""
     );
     // For another role pgward does not answer.
-    assert_eq!(refused("SELECT has_table_privilege('bob', 'orders', 'select')"), "42501");
+    assert_eq!(
+        refused("SELECT has_table_privilege('bob', 'orders', 'select')"),
+        "42501"
+    );
 }
 
 #[test]

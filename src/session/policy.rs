@@ -122,7 +122,11 @@ impl SessionPolicy {
                 }
                 None => false_expr(),
             };
+            // `USING (true)` filters nothing: such an entry reads like an
+            // unpoliced one, so the table keeps its plan (no fence).
+            let all_rows = is_true(&rows);
             match policy.kind {
+                PolicyKind::Restrictive if all_rows => {}
                 PolicyKind::Restrictive => access.restrictive.push(rows),
                 PolicyKind::Permissive => {
                     let cols = if policy.names_public() {
@@ -137,7 +141,7 @@ impl SessionPolicy {
                         self.granted(relation, &rules, cmd, &named)
                     };
                     access.entries.push(Entry {
-                        rows: Some(rows),
+                        rows: (!all_rows).then_some(rows),
                         columns: cols
                             .map_or_else(|| Columns::Some(BTreeSet::new()), |c| columns(&c)),
                     });
@@ -223,6 +227,15 @@ impl Access for SessionPolicy {
                         })
                 }
             })
+    }
+}
+
+/// A condition that is the literal `true` (in any parentheses).
+fn is_true(e: &Expr) -> bool {
+    match e {
+        Expr::Nested(inner) => is_true(inner),
+        Expr::Value(v) => v.value == sqlparser::ast::Value::Boolean(true),
+        _ => false,
     }
 }
 
@@ -350,5 +363,47 @@ mod tests {
         );
         assert!(session.function(&order_total(1, 25)));
         assert!(!session.function(&order_total(2, 23)));
+    }
+
+    #[test]
+    fn a_using_true_entry_admits_every_row_without_a_condition() {
+        use crate::catalog::{Column, RelKind, Relation};
+        use crate::rewrite::Command;
+        let set = PolicySet::parse_str(
+            std::path::Path::new("t.sql"),
+            "CREATE ROLE r; CREATE USER u PASSWORD 'u' IN ROLE r;\n\
+             GRANT SELECT ON t TO r;\n\
+             CREATE POLICY all_rows ON t FOR SELECT TO r USING ((true));\n\
+             CREATE POLICY some_rows ON t FOR SELECT TO r USING (id > 5);",
+            4096,
+        )
+        .unwrap();
+        let roles = vec!["u".to_string(), "r".to_string(), "public".to_string()];
+        let session = SessionPolicy::new(
+            "u",
+            roles.clone(),
+            GlobalValues::builtins("u", &roles, None),
+            std::sync::Arc::new(set),
+        );
+        let t = Relation {
+            oid: 1,
+            schema: "public".into(),
+            name: "t".into(),
+            kind: RelKind::Table,
+            columns: vec![Column {
+                name: "id".into(),
+                attnum: 1,
+                type_oid: 23,
+                type_name: "integer".into(),
+                not_null: true,
+            }],
+            primary_key: vec!["id".into()],
+            parent: None,
+            is_partition: false,
+        };
+        let access = session.table(&t, Command::Select).unwrap();
+        assert_eq!(access.entries.len(), 2);
+        assert!(access.entries.iter().any(|e| e.rows.is_none()));
+        assert!(access.entries.iter().any(|e| e.rows.is_some()));
     }
 }
