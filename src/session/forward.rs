@@ -4,10 +4,12 @@
 //! re-encoded with the printed SQL; every other allowed message is streamed
 //! through untouched. Upstream → client: everything is streamed through
 //! untouched (DataRow and CopyData are never decoded) except ParameterStatus
-//! (the service identity never shows), the errors pgward substitutes, and
-//! the tag of the results that answer `SHOW search_path` and the identity
+//! (the service identity never shows), the errors pgward substitutes, the
+//! tag of the results that answer `SHOW search_path` and the identity
 //! settings (pgward answers them with a SELECT of the client's own value;
-//! the client sees `SHOW`).
+//! the client sees `SHOW`), and, for policy-bound sessions, ErrorResponse
+//! and NoticeResponse: only the fields in [`KEPT_FIELDS`] reach the client
+//! (DETAIL, CONTEXT and the data fields can quote rows the policies hide).
 //!
 //! Refusals keep the response order: instead of the refused message pgward
 //! sends the upstream a `Describe` of a statement name that cannot exist (a
@@ -17,7 +19,9 @@
 //! for pgward's. Memory stays bounded: both directions move bytes through
 //! fixed-size buffers and wait for the slower side (backpressure).
 //!
-//! Must never: forward Query or Parse text that did not come from the hook.
+//! Must never: forward Query or Parse text that did not come from the hook;
+//! pass an upstream error or notice field outside [`KEPT_FIELDS`] to a
+//! policy-bound client.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -37,6 +41,35 @@ use crate::wire::io::{Header, WireError, copy_body, read_body, read_header, skip
 use crate::wire::{MAX_STREAMED_LEN, backend, frontend};
 
 const BUFFER: usize = 64 * 1024;
+
+/// What the upstream's ErrorResponse and NoticeResponse messages may show
+/// the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFields {
+    /// Every field as PostgreSQL sent it (BYPASSPOLICY sessions).
+    AsSent,
+    /// Only [`KEPT_FIELDS`] (policy-bound sessions).
+    Scrubbed,
+}
+
+/// The fields of an upstream error or notice a policy-bound client sees
+/// (<https://www.postgresql.org/docs/15/protocol-error-fields.html>):
+/// severity (`S`, `V`), SQLSTATE (`C`), message (`M`) and hint (`H`).
+/// A hint is advice PostgreSQL writes from the statement and the catalog,
+/// never from row contents. Everything else is dropped, including field
+/// types PostgreSQL may add later: detail (`D`: "Failing row contains (…)",
+/// "Key (id)=(7) already exists"), context (`W`: PL/pgSQL lines and the
+/// values of `JSON data, line 1: …`), internal query and position (`q`,
+/// `p`: SQL run inside a function), schema, table, column, data type and
+/// constraint names (`s`, `t`, `c`, `d`, `n`), the position (`P`: an
+/// offset into the SQL pgward printed, not into the client's text, so a
+/// client would point at the wrong place), and the server's source file,
+/// line and routine (`F`, `L`, `R`: nothing a client can act on).
+const KEPT_FIELDS: &[u8] = b"SVCMH";
+
+/// SQLSTATE of the error sent in place of an upstream ErrorResponse that
+/// cannot be read (internal_error).
+const INTERNAL_ERROR: &str = "XX000";
 
 /// An error pgward will put in place of the upstream's answer to a poison.
 struct Pending {
@@ -103,6 +136,7 @@ pub async fn run(
     login: &str,
     config: &Config,
     hook: &mut Hook,
+    fields: UpstreamFields,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Ended> {
     let (client_r, client_w) = crate::net::split(client);
@@ -135,7 +169,7 @@ pub async fn run(
             &progress,
             fatal_rx,
             &mut shutdown,
-            login,
+            Shown { login, fields },
         );
         tokio::pin!(to_upstream, to_client);
         tokio::select! {
@@ -514,6 +548,14 @@ fn take_show(shows: &Mutex<VecDeque<ShowTag>>, cycle: u64, ordinal: u64) -> bool
     false
 }
 
+/// What the upstream → client side shows of the upstream's own messages.
+#[derive(Clone, Copy)]
+struct Shown<'a> {
+    /// Stands in for the service identity in ParameterStatus.
+    login: &'a str,
+    fields: UpstreamFields,
+}
+
 /// Pumps upstream messages to the client until either side ends.
 async fn upstream_to_client<R, W>(
     r: &mut BufReader<R>,
@@ -522,7 +564,7 @@ async fn upstream_to_client<R, W>(
     progress: &Progress,
     mut fatal: mpsc::Receiver<PgError>,
     shutdown: &mut watch::Receiver<bool>,
-    login: &str,
+    shown: Shown<'_>,
 ) -> std::io::Result<()>
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -595,10 +637,24 @@ where
                 };
                 out.clear();
                 if header.tag == b'S' {
-                    rewrite_parameter_status(&body, login, &mut out);
+                    rewrite_parameter_status(&body, shown.login, &mut out);
                 } else {
                     upstream_fatal |= is_fatal(&body);
-                    substitute_error(&body, cycle, pending, &mut out);
+                    substitute_error(&body, cycle, pending, shown.fields, &mut out);
+                }
+                w.write_all(&out).await?;
+            }
+            b'N' if shown.fields == UpstreamFields::Scrubbed => {
+                let body = match read_body(r, header.body_len).await {
+                    Ok(b) => b,
+                    Err(WireError::Io(e)) => return Err(e),
+                    Err(_) => continue,
+                };
+                out.clear();
+                // A notice is no answer the client waits for: one that
+                // cannot be read is dropped rather than guessed at.
+                if scrub_fields(b'N', &body, &mut out).is_none() {
+                    tracing::warn!("dropped a malformed NoticeResponse from the upstream");
                 }
                 w.write_all(&out).await?;
             }
@@ -684,11 +740,18 @@ fn is_fatal(body: &[u8]) -> bool {
     })
 }
 
-/// Replaces the upstream's answer to a poison with pgward's own error;
-/// passes any other error on unchanged.
-fn substitute_error(body: &[u8], cycle: u64, pending: &PendingQueue, out: &mut BytesMut) {
-    let fields = backend::decode_fields(body);
-    let poisoned = fields.as_ref().and_then(|fields| {
+/// Replaces the upstream's answer to a poison with pgward's own error (as
+/// pgward wrote it, detail included); passes any other error on, unchanged
+/// or scrubbed to [`KEPT_FIELDS`] as `fields` says.
+fn substitute_error(
+    body: &[u8],
+    cycle: u64,
+    pending: &PendingQueue,
+    fields: UpstreamFields,
+    out: &mut BytesMut,
+) {
+    let decoded = backend::decode_fields(body);
+    let poisoned = decoded.as_ref().and_then(|fields| {
         let is_missing_statement = fields.iter().any(|(k, v)| *k == b'C' && *v == b"26000");
         let message = fields.iter().find(|(k, _)| *k == b'M').map(|(_, v)| *v)?;
         if !is_missing_statement {
@@ -703,10 +766,42 @@ fn substitute_error(body: &[u8], cycle: u64, pending: &PendingQueue, out: &mut B
         })?;
         p.remove(at)
     });
-    match poisoned {
-        Some(entry) => backend::error_response(out, &entry.error),
-        None => backend::put_message(out, b'E', |b| b.put_slice(body)),
+    match (poisoned, fields) {
+        (Some(entry), _) => backend::error_response(out, &entry.error),
+        (None, UpstreamFields::AsSent) => backend::put_message(out, b'E', |b| b.put_slice(body)),
+        (None, UpstreamFields::Scrubbed) => {
+            if scrub_fields(b'E', body, out).is_none() {
+                tracing::warn!("replaced a malformed ErrorResponse from the upstream");
+                let err = PgError::error(
+                    INTERNAL_ERROR,
+                    "the upstream database sent an error pgward cannot read",
+                );
+                backend::error_response(out, &err);
+            }
+        }
     }
+}
+
+/// Writes an ErrorResponse or NoticeResponse (`tag`) with the fields of
+/// `body` that are in [`KEPT_FIELDS`], in the upstream's order. `None`,
+/// with nothing written, when the body is malformed or lacks a severity,
+/// SQLSTATE or message (PostgreSQL always sends all three).
+fn scrub_fields(tag: u8, body: &[u8], out: &mut BytesMut) -> Option<()> {
+    let fields = backend::decode_fields(body)?;
+    for required in [b'S', b'C', b'M'] {
+        if !fields.iter().any(|(k, _)| *k == required) {
+            return None;
+        }
+    }
+    backend::put_message(out, tag, |b| {
+        for (kind, value) in fields.iter().filter(|(k, _)| KEPT_FIELDS.contains(k)) {
+            b.put_u8(*kind);
+            b.put_slice(value);
+            b.put_u8(0);
+        }
+        b.put_u8(0);
+    });
+    Some(())
 }
 
 #[cfg(test)]
@@ -725,14 +820,14 @@ mod tests {
         let upstream_body =
             b"SERROR\0VERROR\0C26000\0Mprepared statement \"pgward_refused_00000000000000ab\" does not exist\0\0";
         let mut out = BytesMut::new();
-        substitute_error(upstream_body, 1, &pending, &mut out);
+        substitute_error(upstream_body, 1, &pending, UpstreamFields::AsSent, &mut out);
         assert_eq!(
             &out[HEADER_LEN..],
             &upstream_body[..],
             "wrong cycle: unchanged"
         );
         out.clear();
-        substitute_error(upstream_body, 2, &pending, &mut out);
+        substitute_error(upstream_body, 2, &pending, UpstreamFields::AsSent, &mut out);
         let fields = backend::decode_fields(&out[HEADER_LEN..]).unwrap();
         assert!(fields.contains(&(b'C', &b"42501"[..])));
         assert!(lock(&pending).is_empty());
@@ -768,9 +863,122 @@ mod tests {
         let pending: PendingQueue = Arc::default();
         let body = b"SERROR\0VERROR\0C42P01\0Mrelation \"x\" does not exist\0\0";
         let mut out = BytesMut::new();
-        substitute_error(body, 0, &pending, &mut out);
+        substitute_error(body, 0, &pending, UpstreamFields::AsSent, &mut out);
         assert_eq!(out[0], b'E');
         assert_eq!(&out[HEADER_LEN..], &body[..]);
+    }
+
+    /// An ErrorResponse as PostgreSQL 15 sends it for a CHECK violation
+    /// raised inside a function, with every field type it can carry.
+    const CHECK_FAILURE: &[u8] = b"SERROR\0VERROR\0C23514\0\
+        Mnew row for relation \"orders\" violates check constraint \"positive\"\0\
+        DFailing row contains (7, 42, 18.50, secret margin).\0\
+        HCheck the amount.\0P15\0p3\0qUPDATE orders SET amount = -1\0\
+        WPL/pgSQL function f() line 3 at SQL statement\0spublic\0torders\0\
+        camount\0dnumeric\0npositive\0Fexecmain.c\0L2026\0RExecConstraints\0\0";
+
+    fn kinds(message: &[u8]) -> Vec<u8> {
+        backend::decode_fields(&message[HEADER_LEN..])
+            .unwrap()
+            .iter()
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    #[test]
+    fn policy_bound_errors_keep_only_severity_code_message_and_hint() {
+        let pending: PendingQueue = Arc::default();
+        let mut out = BytesMut::new();
+        substitute_error(
+            CHECK_FAILURE,
+            0,
+            &pending,
+            UpstreamFields::Scrubbed,
+            &mut out,
+        );
+        assert_eq!(out[0], b'E');
+        assert_eq!(kinds(&out), b"SVCMH");
+        let fields = backend::decode_fields(&out[HEADER_LEN..]).unwrap();
+        assert!(fields.contains(&(b'C', &b"23514"[..])));
+        assert!(fields.contains(&(
+            b'M',
+            &b"new row for relation \"orders\" violates check constraint \"positive\""[..]
+        )));
+        assert!(fields.contains(&(b'H', &b"Check the amount."[..])));
+        assert!(!out.windows(6).any(|w| w == b"secret"));
+        let declared = i32::from_be_bytes(out[1..5].try_into().unwrap());
+        assert_eq!(declared as usize, out.len() - 1, "length re-computed");
+    }
+
+    #[test]
+    fn bypass_errors_keep_every_field() {
+        let pending: PendingQueue = Arc::default();
+        let mut out = BytesMut::new();
+        substitute_error(CHECK_FAILURE, 0, &pending, UpstreamFields::AsSent, &mut out);
+        assert_eq!(&out[HEADER_LEN..], CHECK_FAILURE);
+        assert_eq!(kinds(&out), b"SVCMDHPpqWstcdnFLR");
+    }
+
+    #[test]
+    fn pgwards_own_errors_keep_their_detail_when_scrubbing() {
+        let pending: PendingQueue = Arc::default();
+        lock(&pending).push_back(Pending {
+            cycle: 0,
+            name: "pgward_refused_00000000000000cd".into(),
+            error: PgError::error("42501", "permission denied for column margin")
+                .with_detail("pgward detail")
+                .with_hint("pgward hint"),
+        });
+        let body = b"SERROR\0VERROR\0C26000\0Mprepared statement \"pgward_refused_00000000000000cd\" does not exist\0\0";
+        let mut out = BytesMut::new();
+        substitute_error(body, 0, &pending, UpstreamFields::Scrubbed, &mut out);
+        let fields = backend::decode_fields(&out[HEADER_LEN..]).unwrap();
+        assert!(fields.contains(&(b'C', &b"42501"[..])));
+        assert!(fields.contains(&(b'D', &b"pgward detail"[..])));
+        assert!(fields.contains(&(b'H', &b"pgward hint"[..])));
+    }
+
+    #[test]
+    fn notices_are_scrubbed_and_keep_their_tag() {
+        let body = b"SNOTICE\0VNOTICE\0C00000\0Mchecked\0Drow (7, secret)\0\
+            WPL/pgSQL function f() line 2 at RAISE\0Fpl_exec.c\0L3911\0Rexec_stmt_raise\0\0";
+        let mut out = BytesMut::new();
+        assert!(scrub_fields(b'N', body, &mut out).is_some());
+        assert_eq!(out[0], b'N');
+        assert_eq!(kinds(&out), b"SVCM");
+    }
+
+    #[test]
+    fn malformed_bodies_never_pass_and_never_panic() {
+        let pending: PendingQueue = Arc::default();
+        let malformed: &[&[u8]] = &[
+            b"",
+            b"\0",
+            b"SERROR",
+            b"SERROR\0",
+            b"SERROR\0C22012\0Mdivision by zero\0",
+            b"SERROR\0C22012\0Mdivision by zero\0\0trailing",
+            b"SERROR\0Mno code\0Dsecret\0\0",
+            b"C22012\0Mno severity\0\0",
+            b"SERROR\0C22012\0Dno message secret\0\0",
+        ];
+        for body in malformed {
+            let mut out = BytesMut::new();
+            assert!(scrub_fields(b'N', body, &mut out).is_none(), "{body:?}");
+            assert!(out.is_empty(), "a malformed notice writes nothing");
+            substitute_error(body, 0, &pending, UpstreamFields::Scrubbed, &mut out);
+            let fields = backend::decode_fields(&out[HEADER_LEN..]).unwrap();
+            assert!(
+                fields.contains(&(b'C', INTERNAL_ERROR.as_bytes())),
+                "{body:?}"
+            );
+            assert!(!out.windows(6).any(|w| w == b"secret"));
+        }
+        // Every prefix of a real error is malformed or the whole.
+        for end in 0..CHECK_FAILURE.len() {
+            let mut out = BytesMut::new();
+            assert!(scrub_fields(b'E', &CHECK_FAILURE[..end], &mut out).is_none());
+        }
     }
 
     #[test]

@@ -161,6 +161,12 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         Ok(m) => m,
         Err(e) => return fatal(&mut stream, e).await,
     };
+    // PostgreSQL's error and notice fields can quote rows the policies
+    // hide; only BYPASSPOLICY sessions see them as sent.
+    let upstream_fields = match mode {
+        Mode::Bypass => forward::UpstreamFields::AsSent,
+        Mode::Policy { .. } => forward::UpstreamFields::Scrubbed,
+    };
     // Read as PostgreSQL reads the setting (unquoted names lower-cased,
     // quoted ones kept, split at commas outside quotes); a malformed list
     // fails the login, as in PostgreSQL.
@@ -226,6 +232,7 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         &request.user,
         &shared.config,
         &mut hook,
+        upstream_fields,
         shared.shutdown.clone(),
     )
     .await;
