@@ -12,6 +12,7 @@ mod clients_rust;
 mod cluster;
 mod compat;
 mod demo_data;
+mod error_scrubbing;
 mod faults;
 mod fencing;
 mod harness;
