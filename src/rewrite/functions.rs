@@ -6,7 +6,8 @@
 //! other sessions or signal backends read as NULL (clients' introspection
 //! joins them; nothing is shown or done); the rest are refused.
 //!
-//! The built-in rules go by category over `pg_catalog` names; a call whose
+//! The built-in rules go by category over `pg_catalog` names
+//! ([`builtin_category`]); a call whose
 //! name the catalog does not know is refused (PostgreSQL would not find it
 //! either, unless it was created after the snapshot).
 
@@ -73,10 +74,59 @@ const SYNTAX_FORMS: &[&str] = &[
     "system_user",
 ];
 
-/// Built-ins refused whatever their arguments.
-fn refused_builtin(name: &str) -> bool {
-    const EXACT: &[&str] = &[
-        // SQL given as text.
+/// The category a built-in falls in (PRODUCT.md §3 "Statements"): an
+/// allowlist by category. Every rule is explicit — a name list or a family
+/// of names — and `tests/integration/classification.rs` walks every
+/// function of `pg_proc` against it, failing on any whose catalog
+/// properties (volatile, parallel-restricted, SECURITY DEFINER, EXECUTE
+/// revoked from PUBLIC, created after initdb, a name that speaks of queries,
+/// files, XML, sessions …) put it in doubt while no category names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// Runs SQL given as text (`query_to_xml`, `ts_stat` …): refused.
+    SqlText,
+    /// Reads or lists server files (`pg_read_file`, `pg_ls_dir`,
+    /// `pg_hba_file_rules`, `pg_control_*` …): refused.
+    Files,
+    /// Large objects (`lo_*`, `loread`): refused.
+    LargeObjects,
+    /// Reaches other servers (`dblink*`): refused.
+    OtherServers,
+    /// Controls the server, replication, WAL or backups, or writes outside
+    /// the statement (`pg_reload_conf`, `pg_create_*`, `setval` …), or is
+    /// part of DDL (the `*_validator` functions of languages and foreign-data
+    /// wrappers): refused.
+    ServerControl,
+    /// Describes other sessions or signals backends
+    /// (`pg_stat_get_*`, `pg_terminate_backend`): read as NULL; refused where
+    /// it returns a set.
+    OtherSessions,
+    /// `set_config`: decided by its arguments ([`set_config_allowed`]).
+    Settings,
+    /// Volatile, parallel-restricted or suspiciously named, and allowed
+    /// after review: each looks at the session itself or at definitions.
+    Reviewed,
+    /// Any other built-in: allowed.
+    Ordinary,
+}
+
+impl Category {
+    /// Whether a call of a function of this category is refused outright.
+    pub fn refused(self) -> bool {
+        matches!(
+            self,
+            Category::SqlText
+                | Category::Files
+                | Category::LargeObjects
+                | Category::OtherServers
+                | Category::ServerControl
+        )
+    }
+}
+
+/// Exact names and families (prefixes) of each denied category.
+const SQL_TEXT: (&[&str], &[&str]) = (
+    &[
         "query_to_xml",
         "query_to_xmlschema",
         "query_to_xml_and_xmlschema",
@@ -93,31 +143,56 @@ fn refused_builtin(name: &str) -> bool {
         "database_to_xml_and_xmlschema",
         "ts_stat",
         "ts_rewrite",
-        // Files and large objects.
-        "pg_read_file",
-        "pg_read_binary_file",
+    ],
+    &[],
+);
+
+const FILES: (&[&str], &[&str]) = (
+    &[
         "pg_stat_file",
         "pg_current_logfile",
-        "loread",
-        "lowrite",
-        // Server control, replication (set_config is decided by its
-        // arguments, in `set_config_allowed`).
+        "pg_hba_file_rules",
+        "pg_ident_file_mappings",
+        "pg_show_all_file_settings",
+        "pg_config",
+    ],
+    &["pg_read_", "pg_ls_", "pg_file_", "pg_control_"],
+);
+
+const LARGE_OBJECTS: (&[&str], &[&str]) = (&["loread", "lowrite"], &["lo_"]);
+
+const OTHER_SERVERS: (&[&str], &[&str]) = (&[], &["dblink"]);
+
+const SERVER_CONTROL: (&[&str], &[&str]) = (
+    &[
         "pg_reload_conf",
         "pg_rotate_logfile",
+        "pg_rotate_logfile_old",
         "pg_promote",
         "pg_switch_wal",
-        "pg_create_restore_point",
         "pg_export_snapshot",
         "pg_import_system_collations",
         "pg_notify",
         "pg_backup_start",
         "pg_backup_stop",
         "pg_log_backend_memory_contexts",
-    ];
-    const PREFIXES: &[&str] = &[
-        "pg_ls_",
-        "lo_",
-        "pg_file_",
+        "pg_get_backend_memory_contexts",
+        "pg_get_shmem_allocations",
+        "pg_get_replication_slots",
+        "pg_show_replication_origin_status",
+        "pg_stop_making_pinned_objects",
+        "pg_nextoid",
+        "pg_extension_config_dump",
+        "pg_stat_clear_snapshot",
+        "pg_stat_force_next_flush",
+        "brin_summarize_new_values",
+        "brin_summarize_range",
+        "brin_desummarize_range",
+        "gin_clean_pending_list",
+        "setval",
+        "currtid2",
+    ],
+    &[
         "pg_logical_",
         "pg_replication_",
         "pg_create_",
@@ -125,23 +200,192 @@ fn refused_builtin(name: &str) -> bool {
         "pg_copy_",
         "pg_stat_reset",
         "pg_wal_replay",
-        "dblink",
-    ];
-    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+        "binary_upgrade_",
+    ],
+);
+
+const OTHER_SESSIONS: (&[&str], &[&str]) = (
+    &[
+        "pg_terminate_backend",
+        "pg_cancel_backend",
+        "pg_blocking_pids",
+        "pg_safe_snapshot_blocking_pids",
+        "pg_isolation_test_session_is_blocked",
+        "pg_backend_memory_contexts",
+        "pg_lock_status",
+        "pg_prepared_xact",
+        "pg_get_multixact_members",
+        "pg_stat_have_stats",
+        "pg_notification_queue_usage",
+    ],
+    &["pg_stat_get_"],
+);
+
+/// Reviewed and allowed although the catalog marks them volatile or
+/// parallel-restricted or their names sound like a denied category: the
+/// session's own state (`pg_backend_pid`, `current_query`, advisory locks,
+/// sequences through `nextval`/`currval` as PostgreSQL's own defaults use
+/// them), sizes and definitions a catalog reader sees anyway, clocks and
+/// random numbers, text search queries, XML values, snapshots as values.
+const REVIEWED: (&[&str], &[&str]) = (
+    &[
+        "_pg_index_position",
+        "_pg_truetypid",
+        "age",
+        "amvalidate",
+        "booland_statefunc",
+        "boolor_statefunc",
+        "clock_timestamp",
+        "current_query",
+        "current_schema",
+        "current_schemas",
+        "current_setting",
+        "currval",
+        "gen_random_uuid",
+        "get_current_ts_config",
+        "has_server_privilege",
+        "inet_client_addr",
+        "inet_client_port",
+        "inet_server_addr",
+        "inet_server_port",
+        "lastval",
+        "nextval",
+        "pg_backend_pid",
+        "pg_collation_actual_version",
+        "pg_conf_load_time",
+        "pg_current_snapshot",
+        "pg_current_wal_flush_lsn",
+        "pg_current_wal_insert_lsn",
+        "pg_current_wal_lsn",
+        "pg_current_xact_id",
+        "pg_current_xact_id_if_assigned",
+        "pg_cursor",
+        "pg_database_collation_actual_version",
+        "pg_database_size",
+        "pg_filenode_relation",
+        "pg_get_catalog_foreign_keys",
+        "pg_get_function_sqlbody",
+        "pg_get_viewdef",
+        "pg_get_wal_replay_pause_state",
+        "pg_get_wal_resource_managers",
+        "pg_indexes_size",
+        "pg_is_in_recovery",
+        "pg_is_wal_replay_paused",
+        "pg_jit_available",
+        "pg_last_committed_xact",
+        "pg_last_wal_receive_lsn",
+        "pg_last_wal_replay_lsn",
+        "pg_last_xact_replay_timestamp",
+        "pg_listening_channels",
+        "pg_my_temp_schema",
+        "pg_partition_ancestors",
+        "pg_partition_tree",
+        "pg_prepared_statement",
+        "pg_relation_filenode",
+        "pg_relation_filepath",
+        "pg_relation_size",
+        "pg_sequence_last_value",
+        "pg_settings_get_flags",
+        "pg_show_all_settings",
+        "pg_sleep",
+        "pg_sleep_for",
+        "pg_sleep_until",
+        "pg_statistics_obj_is_visible",
+        "pg_table_size",
+        "pg_tablespace_size",
+        "pg_total_relation_size",
+        "pg_trigger_depth",
+        "pg_ts_config_is_visible",
+        "pg_visible_in_snapshot",
+        "pg_wal_lsn_diff",
+        "pg_walfile_name",
+        "pg_walfile_name_offset",
+        "pg_xact_status",
+        "phraseto_tsquery",
+        "plainto_tsquery",
+        "querytree",
+        "random",
+        "session_user",
+        "setseed",
+        "statement_timestamp",
+        "timeofday",
+        "to_tsquery",
+        "txid_current",
+        "txid_current_if_assigned",
+        "txid_current_snapshot",
+        "txid_status",
+        "txid_visible_in_snapshot",
+        "websearch_to_tsquery",
+        "xml",
+        "xmlagg",
+        "xmlcomment",
+        "xmlconcat2",
+        "xmlexists",
+        "xmlvalidate",
+    ],
+    &[
+        "pg_advisory_",
+        "pg_try_advisory_",
+        "pg_event_trigger_",
+        "pg_get_statisticsobjdef",
+        "pg_snapshot_",
+        "pg_xact_commit_timestamp",
+        "txid_snapshot_",
+        "tsquery",
+        "jsonb_path_query",
+        "regconfig",
+        "xml_",
+    ],
+);
+
+fn named(name: &str, (exact, prefixes): (&[&str], &[&str])) -> bool {
+    exact.contains(&name) || prefixes.iter().any(|p| name.starts_with(p))
+}
+
+/// The category of a built-in (a `pg_catalog` or `information_schema`
+/// function) by its name. The denied categories are tried first, so a
+/// reviewed family never lets a denied name through.
+pub fn builtin_category(name: &str) -> Category {
+    if named(name, SQL_TEXT) {
+        Category::SqlText
+    } else if named(name, FILES) {
+        Category::Files
+    } else if named(name, LARGE_OBJECTS) {
+        Category::LargeObjects
+    } else if named(name, OTHER_SERVERS) {
+        Category::OtherServers
+    } else if named(name, SERVER_CONTROL) || name.ends_with("_validator") {
+        Category::ServerControl
+    } else if named(name, OTHER_SESSIONS) {
+        Category::OtherSessions
+    } else if name == "set_config" {
+        Category::Settings
+    } else if named(name, REVIEWED) {
+        Category::Reviewed
+    } else {
+        Category::Ordinary
+    }
+}
+
+/// The first oid PostgreSQL gives objects created after initdb
+/// (`FirstNormalObjectId`): a function in `pg_catalog` with a higher oid
+/// was put there later (by an extension or a superuser), is no built-in,
+/// and needs a `GRANT EXECUTE` as any function outside `pg_catalog`.
+pub const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+
+/// Whether a function counts as a built-in, decided by category.
+pub fn is_builtin(f: &Function) -> bool {
+    (f.schema == "pg_catalog" || f.schema == "information_schema") && f.oid < FIRST_NORMAL_OBJECT_ID
+}
+
+/// Built-ins refused whatever their arguments.
+fn refused_builtin(name: &str) -> bool {
+    builtin_category(name).refused()
 }
 
 /// Built-ins that describe other sessions or signal backends: NULL.
 fn neutralised_builtin(name: &str) -> bool {
-    name.starts_with("pg_stat_get_")
-        || matches!(
-            name,
-            "pg_terminate_backend"
-                | "pg_cancel_backend"
-                | "pg_blocking_pids"
-                | "pg_safe_snapshot_blocking_pids"
-                | "pg_isolation_test_session_is_blocked"
-                | "pg_backend_memory_contexts"
-        )
+    builtin_category(name) == Category::OtherSessions
 }
 
 fn split(name: &ObjectName) -> Option<(Option<String>, String)> {
@@ -184,9 +428,7 @@ pub fn decide(
             format!("function {name} does not exist"),
         ));
     }
-    let builtin = candidates
-        .iter()
-        .all(|f| f.schema == "pg_catalog" || f.schema == "information_schema");
+    let builtin = candidates.iter().all(|f| is_builtin(f));
     if !builtin {
         // Outside pg_catalog: every candidate PostgreSQL might pick must be
         // granted, or the call could land on one that is not.
@@ -924,7 +1166,7 @@ impl Answering<'_, '_> {
 
     /// May the login call this function (the EXECUTE rules of [`decide`])?
     fn may_execute(&self, f: &Function) -> bool {
-        if f.schema == "pg_catalog" || f.schema == "information_schema" {
+        if is_builtin(f) {
             !refused_builtin(&f.name) && !neutralised_builtin(&f.name)
         } else {
             self.ctx.access.function(f)
@@ -1225,3 +1467,45 @@ fn array_of(items: &[String], ty: &str) -> String {
 #[cfg(test)]
 #[path = "privilege_tests.rs"]
 mod privilege_tests;
+
+#[cfg(test)]
+mod category_tests {
+    use super::{Category, builtin_category};
+
+    #[test]
+    fn denied_categories_win_over_reviewed_families() {
+        for (name, want) in [
+            ("query_to_xml", Category::SqlText),
+            ("cursor_to_xmlschema", Category::SqlText),
+            ("ts_rewrite", Category::SqlText),
+            ("pg_read_file_old", Category::Files),
+            ("pg_read_binary_file", Category::Files),
+            ("pg_hba_file_rules", Category::Files),
+            ("pg_control_system", Category::Files),
+            ("lo_import", Category::LargeObjects),
+            ("loread", Category::LargeObjects),
+            ("dblink_exec", Category::OtherServers),
+            (
+                "binary_upgrade_set_next_pg_type_oid",
+                Category::ServerControl,
+            ),
+            ("setval", Category::ServerControl),
+            ("fmgr_sql_validator", Category::ServerControl),
+            ("pg_stat_reset_shared", Category::ServerControl),
+            ("pg_stat_get_activity", Category::OtherSessions),
+            ("pg_lock_status", Category::OtherSessions),
+            ("pg_terminate_backend", Category::OtherSessions),
+            ("set_config", Category::Settings),
+            ("xml_is_well_formed", Category::Reviewed),
+            ("to_tsquery", Category::Reviewed),
+            ("pg_try_advisory_lock", Category::Reviewed),
+            ("lower", Category::Ordinary),
+            ("xpath", Category::Ordinary),
+        ] {
+            assert_eq!(builtin_category(name), want, "{name}");
+        }
+        assert!(Category::Files.refused());
+        assert!(!Category::OtherSessions.refused());
+        assert!(!Category::Reviewed.refused());
+    }
+}
