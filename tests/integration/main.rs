@@ -5,6 +5,7 @@ mod auth;
 mod cancel;
 mod catalog_snapshot;
 mod check;
+mod classification;
 mod clients_jdbc;
 mod clients_node;
 mod clients_python;
