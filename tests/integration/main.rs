@@ -13,6 +13,7 @@ mod clients_rust;
 mod cluster;
 mod compat;
 mod demo_data;
+mod differential;
 mod error_scrubbing;
 mod faults;
 mod fencing;
