@@ -215,6 +215,9 @@ struct Gen {
     features: Vec<&'static str>,
     /// CTEs the statement being built defines (named like tables).
     ctes: Vec<Rel>,
+    /// Name columns without their alias where one relation is in scope
+    /// (the rewriter must scope bare names as PostgreSQL does).
+    bare: bool,
 }
 
 fn known_difference(feature: &str) -> bool {
@@ -228,6 +231,7 @@ impl Gen {
             next_alias: 0,
             features: Vec::new(),
             ctes: Vec::new(),
+            bare: false,
         }
     }
 
@@ -252,6 +256,8 @@ impl Gen {
         self.next_alias = 0;
         self.features.clear();
         self.ctes.clear();
+        self.bare = false;
+        self.bare = self.on("unqualified", 25);
         let sql = if self.on("hidden_column", 2) {
             self.hidden_column_query()
         } else if self.on("recursive_cte", 4) {
@@ -319,17 +325,27 @@ impl Gen {
     fn column<'a>(&mut self, scope: &'a [Rel]) -> (String, &'static Col, &'a Rel) {
         let rel = self.rng.pick(scope);
         let col = *self.rng.pick(&rel.cols);
-        (format!("{}.{}", rel.alias, col.name), col, rel)
+        (self.name(scope, rel, col), col, rel)
+    }
+
+    /// How to name `col` of `rel`, one of `scope`.
+    fn name(&self, scope: &[Rel], rel: &Rel, col: &Col) -> String {
+        if self.bare && scope.len() == 1 {
+            col.name.to_string()
+        } else {
+            format!("{}.{}", rel.alias, col.name)
+        }
     }
 
     fn column_of_type(&mut self, scope: &[Rel], ty: Ty) -> Option<(String, &'static Col)> {
+        let this = &*self;
         let all: Vec<(String, &'static Col)> = scope
             .iter()
             .flat_map(|r| {
                 r.cols
                     .iter()
                     .filter(|c| c.ty == ty)
-                    .map(move |c| (format!("{}.{}", r.alias, c.name), *c))
+                    .map(move |c| (this.name(scope, r, c), *c))
             })
             .collect();
         if all.is_empty() {
@@ -433,13 +449,43 @@ impl Gen {
         if !keyed.is_empty() && self.rng.chance(85) {
             return self.rng.pick(&keyed).clone();
         }
+        let bare = std::mem::replace(&mut self.bare, false);
+        let mut condition = None;
         for _ in 0..10 {
             let (left, col, _) = self.column(scope);
             if let Some((right, _)) = self.column_of_type(std::slice::from_ref(new), col.ty) {
-                return format!("{left} = {right}");
+                condition = Some(format!("{left} = {right}"));
+                break;
             }
         }
+        self.bare = bare;
+        if let Some(condition) = condition {
+            return condition;
+        }
         format!("{}.id = {}.id", scope[0].alias, new.alias)
+    }
+
+    /// A column name `new` shares with exactly one relation of `scope`, of
+    /// one type: what `JOIN … USING (name)` may name.
+    fn shared_column(&mut self, scope: &[Rel], new: &Rel) -> Option<&'static str> {
+        let shared: Vec<&'static str> = new
+            .cols
+            .iter()
+            .filter(|c| {
+                let owners: Vec<&Rel> = scope.iter().filter(|r| r.has(c.name)).collect();
+                owners.len() == 1
+                    && owners[0]
+                        .cols
+                        .iter()
+                        .any(|o| o.name == c.name && o.ty == c.ty)
+            })
+            .map(|c| c.name)
+            .collect();
+        if shared.is_empty() {
+            None
+        } else {
+            Some(shared[self.rng.below(shared.len())])
+        }
     }
 
     /// A FROM clause of one to three items and the relations it shows.
@@ -478,6 +524,13 @@ impl Gen {
             if !self.on(feature, 100) {
                 // A known difference: fall back to an inner join.
                 sql += &format!(" JOIN {item} ON {on}");
+                scope.push(rel);
+                continue;
+            }
+            if let Some(shared) = self.shared_column(&scope, &rel)
+                && self.on("join_using", 15)
+            {
+                sql += &format!(" {join} {item} USING ({shared})");
                 scope.push(rel);
                 continue;
             }
@@ -607,6 +660,35 @@ impl Gen {
         }
     }
 
+    /// When names are bare: `inner.c = x`, where `x` names a column of the
+    /// one outer relation that `inner` lacks, so PostgreSQL resolves it one
+    /// level out.
+    fn outer_bare_reference(&mut self, scope: &[Rel], inner: &Rel) -> Option<String> {
+        if !self.bare || scope.len() != 1 || !self.rng.chance(50) {
+            return None;
+        }
+        let outer: Vec<&'static Col> = scope[0]
+            .cols
+            .iter()
+            .copied()
+            .filter(|c| !inner.table.cols.iter().any(|i| i.name == c.name))
+            .filter(|c| inner.cols.iter().any(|i| i.ty == c.ty))
+            .collect();
+        if outer.is_empty() {
+            return None;
+        }
+        let o = *self.rng.pick(&outer);
+        let same: Vec<&'static Col> = inner
+            .cols
+            .iter()
+            .copied()
+            .filter(|i| i.ty == o.ty)
+            .collect();
+        let i = *self.rng.pick(&same);
+        self.on("outer_reference", 100);
+        Some(format!("{}.{} = {}", inner.alias, i.name, o.name))
+    }
+
     /// EXISTS, IN, = ANY, or a comparison with a scalar aggregate subquery.
     fn subquery_predicate(&mut self, scope: &[Rel], depth: usize) -> String {
         let table = self.table();
@@ -614,7 +696,10 @@ impl Gen {
         let correlated = self.rng.chance(60);
         let mut conds = Vec::new();
         if correlated {
-            conds.push(self.join_condition(scope, &inner));
+            match self.outer_bare_reference(scope, &inner) {
+                Some(condition) => conds.push(condition),
+                None => conds.push(self.join_condition(scope, &inner)),
+            }
         }
         if self.rng.chance(60) {
             conds.push(self.predicate(std::slice::from_ref(&inner), depth));
