@@ -741,6 +741,7 @@ fn part_benches(c: &mut Criterion) {
                 black_box(&printed),
                 &rewritten.statement,
                 &rewritten.expected,
+                &ctx,
             )
             .is_ok()
         });

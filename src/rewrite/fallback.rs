@@ -244,7 +244,7 @@ fn print_fetch(fetch: &FetchStmt, ctx: &Context<'_>, client: &[String]) -> Resul
         if fetch.ismove { "MOVE" } else { "FETCH" },
         fetch.portalname.replace('"', "\"\"")
     );
-    super::verify::verify_statement(&text, &rewritten.statement, &rewritten.expected)?;
+    super::verify::verify_statement(&text, &rewritten.statement, &rewritten.expected, ctx)?;
     let same = pg_query::parse(&text).ok().is_some_and(|p| {
         matches!(
             p.protobuf.stmts.as_slice(),

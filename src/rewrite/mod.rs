@@ -131,14 +131,15 @@ pub fn secure_text_typed(
         }
         let rewritten = rewrite_typed(statement, ctx, client, &only, parameter_types)?;
         only_used.extend(rewritten.only_used.iter().copied());
+        // Verified with the path the statement was secured with.
+        let text = rewritten.statement.to_string();
+        verify::verify_statement(&text, &rewritten.statement, &rewritten.expected, ctx)?;
         if let Some(change) = change {
             let client = change.clone().unwrap_or_else(set::default_search_path);
             let expanded = set::expand_search_path(&client, ctx.access.login());
             changed = Some((client, expanded));
             search_path = Some(change);
         }
-        let text = rewritten.statement.to_string();
-        verify::verify_statement(&text, &rewritten.statement, &rewritten.expected)?;
         printed.push(text);
     }
     // An ONLY that did not land on a table reference was read as something
