@@ -367,7 +367,15 @@ impl Gen {
             let table = self.table();
             let inner = self.rel_of(table);
             let pred = self.predicate(std::slice::from_ref(&inner), 1);
-            let name = format!("c{i}_{}", table.name);
+            // A CTE may shadow its own table: its body still reads the
+            // table, what follows reads the CTE.
+            let shadows = !self.ctes.iter().any(|c| c.alias == table.name)
+                && self.on("cte_shadows_table", 15);
+            let name = if shadows {
+                table.name.to_string()
+            } else {
+                format!("c{i}_{}", table.name)
+            };
             let cols: Vec<&str> = table.cols.iter().map(|c| c.name).collect();
             let materialized = if self.on("cte_materialized", 20) {
                 "MATERIALIZED "
@@ -791,6 +799,17 @@ impl Gen {
                 }
             }
             5 if col.ty == Ty::Date => format!("extract(year FROM {c})"),
+            7 if depth > 0 && self.on("array_subquery", 20) => {
+                let table = self.table();
+                let inner = self.rel_of(table);
+                let on = self.join_condition(scope, &inner);
+                let (ic, _, _) = self.column(std::slice::from_ref(&inner));
+                format!(
+                    "array_to_string(ARRAY(SELECT {ic} FROM {} {} WHERE {on} \
+                     ORDER BY 1 NULLS LAST), ',', '-')",
+                    table.name, inner.alias
+                )
+            }
             6 if self.on("identity", 15) => {
                 // Reads as the login through pgward, and natively too.
                 format!("{c}::text || current_user")
