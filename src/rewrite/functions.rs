@@ -1143,7 +1143,7 @@ impl Answering<'_, '_> {
         let keyword = |id: &sqlparser::ast::Ident| {
             id.quote_style.is_none()
                 && ["current_user", "session_user", "current_role", "user"]
-                    .contains(&id.value.to_lowercase().as_str())
+                    .contains(&id.value.to_ascii_lowercase().as_str())
         };
         let own = match role {
             Expr::Identifier(id) => keyword(id),

@@ -451,14 +451,14 @@ fn identity_name(expr: &Expr) -> Option<String> {
         },
         _ => return None,
     };
-    Some(id.value.to_lowercase())
+    Some(id.value.to_ascii_lowercase())
 }
 
 /// An identity keyword: `current_user`, `session_user`, `current_role`,
 /// `user` (reserved in PostgreSQL: never a column name unquoted).
 fn is_identity(expr: &Expr) -> bool {
     let keyword = |id: &sqlparser::ast::Ident| {
-        id.quote_style.is_none() && IDENTITY.contains(&id.value.to_lowercase().as_str())
+        id.quote_style.is_none() && IDENTITY.contains(&id.value.to_ascii_lowercase().as_str())
     };
     match expr {
         Expr::Identifier(id) => keyword(id),
@@ -476,7 +476,7 @@ fn is_identity(expr: &Expr) -> bool {
 fn is_privilege_function(name: &sqlparser::ast::ObjectName) -> bool {
     name.0.last().is_some_and(|p| match p {
         sqlparser::ast::ObjectNamePart::Identifier(id) => {
-            let n = id.value.to_lowercase();
+            let n = id.value.to_ascii_lowercase();
             (n.starts_with("has_") && n.ends_with("_privilege")) || n == "pg_has_role"
         }
         _ => false,

@@ -712,11 +712,13 @@ impl VisitorMut for Securer<'_> {
     }
 }
 
-/// The name PostgreSQL gives an identifier: unquoted ones fold to lower case.
+/// The name PostgreSQL gives an identifier: unquoted ones fold to lower
+/// case, ASCII letters only (PostgreSQL's `downcase_identifier` under a
+/// multibyte encoding such as UTF-8).
 pub fn fold(id: &Ident) -> String {
     match id.quote_style {
         Some(_) => id.value.clone(),
-        None => id.value.to_lowercase(),
+        None => id.value.to_ascii_lowercase(),
     }
 }
 
