@@ -142,7 +142,9 @@ pub async fn negotiate(tcp: TcpStream, shared: &Shared) -> std::io::Result<Start
 
 /// Validates startup parameters. Returns the request and the protocol
 /// options (`_pq_.*`) pgward does not know.
-fn check_params(params: Vec<(String, String)>) -> Result<(StartupRequest, Vec<String>), PgError> {
+pub fn check_params(
+    params: Vec<(String, String)>,
+) -> Result<(StartupRequest, Vec<String>), PgError> {
     let mut user = None;
     let mut database = None;
     let mut wanted = Vec::new();
