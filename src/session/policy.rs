@@ -330,6 +330,19 @@ mod tests {
         assert_eq!(oid("public.text"), None);
     }
 
+    /// A session of user `u`, in role `r`, under these extra statements.
+    fn user_u_in_r(statements: &str) -> SessionPolicy {
+        let text = format!("CREATE ROLE r; CREATE USER u PASSWORD 'u' IN ROLE r;\n{statements}");
+        let set = PolicySet::parse_str(std::path::Path::new("t.sql"), &text, 4096).unwrap();
+        let roles = vec!["u".to_string(), "r".to_string(), "public".to_string()];
+        SessionPolicy::new(
+            "u",
+            roles.clone(),
+            GlobalValues::builtins("u", &roles, None),
+            std::sync::Arc::new(set),
+        )
+    }
+
     fn order_total(oid: u32, arg: u32) -> Function {
         Function {
             oid,
@@ -347,20 +360,7 @@ mod tests {
 
     #[test]
     fn an_execute_grant_covers_only_the_overload_it_names() {
-        let set = PolicySet::parse_str(
-            std::path::Path::new("t.sql"),
-            "CREATE ROLE r; CREATE USER u PASSWORD 'u' IN ROLE r;\n\
-             GRANT EXECUTE ON FUNCTION public.order_total(text) TO r;",
-            4096,
-        )
-        .unwrap();
-        let roles = vec!["u".to_string(), "r".to_string(), "public".to_string()];
-        let session = SessionPolicy::new(
-            "u",
-            roles.clone(),
-            GlobalValues::builtins("u", &roles, None),
-            std::sync::Arc::new(set),
-        );
+        let session = user_u_in_r("GRANT EXECUTE ON FUNCTION public.order_total(text) TO r;");
         assert!(session.function(&order_total(1, 25)));
         assert!(!session.function(&order_total(2, 23)));
     }
@@ -369,21 +369,10 @@ mod tests {
     fn a_using_true_entry_admits_every_row_without_a_condition() {
         use crate::catalog::{Column, RelKind, Relation};
         use crate::rewrite::Command;
-        let set = PolicySet::parse_str(
-            std::path::Path::new("t.sql"),
-            "CREATE ROLE r; CREATE USER u PASSWORD 'u' IN ROLE r;\n\
-             GRANT SELECT ON t TO r;\n\
+        let session = user_u_in_r(
+            "GRANT SELECT ON t TO r;\n\
              CREATE POLICY all_rows ON t FOR SELECT TO r USING ((true));\n\
              CREATE POLICY some_rows ON t FOR SELECT TO r USING (id > 5);",
-            4096,
-        )
-        .unwrap();
-        let roles = vec!["u".to_string(), "r".to_string(), "public".to_string()];
-        let session = SessionPolicy::new(
-            "u",
-            roles.clone(),
-            GlobalValues::builtins("u", &roles, None),
-            std::sync::Arc::new(set),
         );
         let t = Relation {
             oid: 1,
