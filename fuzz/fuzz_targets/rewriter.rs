@@ -95,9 +95,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(secured) = rewrite::secure_text_session(sql, false, &ctx, &fixture.client_path) {
         check_forwarded(sql, false, &secured.sql);
     }
-    if !sql.contains(';') {
-        if let Ok(secured) = rewrite::secure_text_session(sql, true, &ctx, &fixture.client_path) {
-            check_forwarded(sql, true, &secured.sql);
-        }
+    if !sql.contains(';')
+        && let Ok(secured) = rewrite::secure_text_session(sql, true, &ctx, &fixture.client_path)
+    {
+        check_forwarded(sql, true, &secured.sql);
     }
 });

@@ -92,7 +92,7 @@ fn messages(data: &[u8]) {
                     return;
                 };
                 assert_eq!(body.len(), header.body_len);
-                decode(header.tag, &body);
+                decode(&body);
             }
         }
     }
@@ -100,7 +100,7 @@ fn messages(data: &[u8]) {
 
 /// The decoders pgward applies to the bodies it reads whole; every body is
 /// given to each decoder, whatever its tag.
-fn decode(tag: u8, body: &[u8]) {
+fn decode(body: &[u8]) {
     if let Some(sql) = decode_query(body) {
         assert!(!sql.contains(&0));
         assert_eq!(sql.len() + 1, body.len());
@@ -117,13 +117,12 @@ fn decode(tag: u8, body: &[u8]) {
         assert_eq!(data.len() + mechanism.len() + 5, body.len());
     }
     let _ = read_cstr(body);
-    // The backend decoders pgward applies to upstream errors and notices.
-    if tag == b'E' || tag == b'N' {
-        if let Some(fields) = backend::decode_fields(body) {
-            for (code, value) in fields {
-                assert_ne!(code, 0);
-                assert!(!value.contains(&0));
-            }
+    // The backend decoders pgward applies to upstream errors and notices
+    // (every body, whatever its tag: 'E' is a frontend Execute here).
+    if let Some(fields) = backend::decode_fields(body) {
+        for (code, value) in fields {
+            assert_ne!(code, 0);
+            assert!(!value.contains(&0));
         }
     }
     if let Some((name, value)) = backend::decode_parameter_status(body) {
