@@ -341,7 +341,7 @@ where
             b'B' if !show_statements.is_empty() || !show_portals.is_empty() => {
                 progress.unsynced.store(true, Ordering::Release);
                 let (names, rest) = forward_names(r, w, header, 2).await?;
-                forward_rest(r, w, rest).await?;
+                copy_or_eof(r, w, rest).await?;
                 if let [portal, statement] = names.as_slice() {
                     if show_statements.contains(statement) {
                         show_portals.insert(portal.clone());
@@ -361,7 +361,7 @@ where
                     if names.first().is_some_and(|p| show_portals.contains(p)) {
                         lock_shows(&progress.shows).push_back(ShowTag { cycle, ordinal });
                     }
-                    forward_rest(r, w, rest).await?;
+                    copy_or_eof(r, w, rest).await?;
                 }
                 ordinal += 1;
             }
@@ -455,16 +455,12 @@ where
     W: tokio::io::AsyncWrite + Unpin,
 {
     w.write_all(&header.to_bytes()).await?;
-    match copy_body(r, w, header.body_len).await {
-        Ok(()) => Ok(()),
-        Err(WireError::Io(e)) => Err(e),
-        Err(_) => Err(std::io::ErrorKind::UnexpectedEof.into()),
-    }
+    copy_or_eof(r, w, header.body_len).await
 }
 
 /// Forwards the start of a message whose body starts with `count` names (C
 /// strings); returns the names and the length of the rest, which the caller
-/// streams with [`forward_rest`] (the upstream cannot act on the message
+/// streams with [`copy_or_eof`] (the upstream cannot act on the message
 /// before).
 async fn forward_names<R, W>(
     r: &mut BufReader<R>,
@@ -494,22 +490,6 @@ where
         names.push(name);
     }
     Ok((names, header.body_len - used))
-}
-
-async fn forward_rest<R, W>(
-    r: &mut BufReader<R>,
-    w: &mut BufWriter<W>,
-    len: usize,
-) -> std::io::Result<()>
-where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    match copy_body(r, w, len).await {
-        Ok(()) => Ok(()),
-        Err(WireError::Io(e)) => Err(e),
-        Err(_) => Err(std::io::ErrorKind::UnexpectedEof.into()),
-    }
 }
 
 async fn skip_or_eof<R: tokio::io::AsyncRead + Unpin>(
