@@ -9,7 +9,7 @@ use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::types::Type;
 
 use crate::harness::{Pgward, PgwardOptions, TestDb};
-use crate::policy_reads::{demo_db, demo_policies};
+use crate::policy_reads::{demo_db, demo_policies, psql};
 
 async fn start(label: &str) -> anyhow::Result<(TestDb, Pgward)> {
     let db = demo_db(label).await?;
@@ -17,19 +17,6 @@ async fn start(label: &str) -> anyhow::Result<(TestDb, Pgward)> {
         .start_pgward(PgwardOptions::with_policies(&demo_policies()?))
         .await?;
     Ok((db, pgward))
-}
-
-/// Runs SQL with psql (unaligned, tuples only); returns stdout, stderr.
-async fn psql(conn: &str, sql: &str) -> anyhow::Result<(String, String)> {
-    let out = tokio::process::Command::new("psql")
-        .arg(conn)
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=0", "-c", sql])
-        .output()
-        .await?;
-    Ok((
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
 }
 
 /// The rows (first column) and command tags' row counts of a simple query.

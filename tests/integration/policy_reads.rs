@@ -38,7 +38,7 @@ pub(crate) async fn demo_db(label: &str) -> anyhow::Result<TestDb> {
 }
 
 /// Runs SQL with psql (unaligned, tuples only); returns stdout, stderr.
-async fn psql(conn: &str, sql: &str) -> anyhow::Result<(String, String)> {
+pub(crate) async fn psql(conn: &str, sql: &str) -> anyhow::Result<(String, String)> {
     let out = tokio::process::Command::new("psql")
         .arg(conn)
         .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=0", "-c", sql])
