@@ -117,6 +117,7 @@ pub(super) fn secure_unparsed(
         sql: joined,
         search_path,
         shows,
+        shapes: Vec::new(),
     })
 }
 

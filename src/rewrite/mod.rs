@@ -58,6 +58,46 @@ pub struct Secured {
     /// Positions of the statements that answer `SHOW search_path` (their
     /// result gets the tag `SHOW`).
     pub shows: Vec<usize>,
+    /// Positions of the statements whose result the client must see in
+    /// another shape than the forwarded statement returns it.
+    pub shapes: Vec<(usize, ResultShape)>,
+}
+
+/// How the client sees the result of a forwarded write that pgward changed
+/// to check its new rows inside the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResultShape {
+    /// The write carries a `RETURNING` of pgward's own (its checks) that the
+    /// client did not ask for: a Describe answers NoData instead of the
+    /// RowDescription, the DataRows are dropped, an Execute runs with no row
+    /// limit, and the command tag passes as sent (`UPDATE 3`).
+    Silent,
+    /// The write was wrapped in a `SELECT` over a data-modifying WITH query
+    /// whose rows are the client's `RETURNING` rows: the tag `SELECT n`
+    /// becomes this write's tag with the same count.
+    Tagged(WriteTag),
+}
+
+/// The command tag of a write, as PostgreSQL prints it before the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteTag {
+    /// `INSERT 0 n`
+    Insert,
+    /// `UPDATE n`
+    Update,
+    /// `DELETE n`
+    Delete,
+}
+
+impl WriteTag {
+    /// The tag's text before the row count.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            WriteTag::Insert => "INSERT 0",
+            WriteTag::Update => "UPDATE",
+            WriteTag::Delete => "DELETE",
+        }
+    }
 }
 
 /// Rewrites, prints and verifies every statement of a text; the result is
@@ -177,6 +217,7 @@ pub fn secure_text_typed(
         sql: joined,
         search_path,
         shows,
+        shapes: Vec::new(),
     })
 }
 
