@@ -23,6 +23,9 @@ if command -v dpkg >/dev/null 2>&1; then
     need_pkg pgbouncer
     need_pkg default-jdk-headless
     need_pkg libpostgresql-jdbc-java
+    # A real LDAP directory for the LDAP identity tests (started by the test itself).
+    need_pkg slapd
+    need_pkg ldap-utils
   fi
   if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "== installing Debian packages: ${apt_missing[*]}"
