@@ -1,1 +1,2 @@
 pub mod scram;
+pub mod ldap;
