@@ -95,6 +95,19 @@ enum ClientEnd {
     Closed,
     /// A fatal error was handed to the other direction to send.
     Fatal,
+    /// A message arrived after the session deadline; the other direction
+    /// ends the session once the upstream is at rest.
+    Expired,
+}
+
+/// When a session must end, and the FATAL error it ends with (a token's
+/// expiry). Checked when a client message arrives (the message is not
+/// forwarded) and by a timer while the upstream is at rest; a running
+/// statement is never cut: the error follows its answer.
+#[derive(Debug, Clone)]
+pub struct Deadline {
+    pub at: tokio::time::Instant,
+    pub error: PgError,
 }
 
 /// Where the two directions stand, so that the session can tell whether the
@@ -111,6 +124,9 @@ struct Progress {
     status: AtomicU8,
     /// Results to be tagged `SHOW`, in the order they will arrive.
     shows: Mutex<VecDeque<ShowTag>>,
+    /// The ReadyForQuery cycle of a Sync pgward sent itself (0: none): its
+    /// ReadyForQuery is not the client's.
+    own_sync: AtomicU64,
 }
 
 impl Progress {
@@ -128,8 +144,11 @@ pub struct Ended {
     pub status: u8,
 }
 
-/// Forwards until the client leaves, the upstream fails, or `shutdown`
-/// turns true (then the session ends with 57P01 once it is at rest).
+/// Forwards until the client leaves, the upstream fails, `shutdown` turns
+/// true (then the session ends with 57P01 once it is at rest), or the
+/// `deadline` passes (then it ends with the deadline's error, see
+/// [`Deadline`]).
+#[allow(clippy::too_many_arguments)] // one call site, in the session
 pub async fn run(
     client: Stream,
     upstream: Stream,
@@ -137,7 +156,8 @@ pub async fn run(
     config: &Config,
     hook: &mut Hook,
     fields: UpstreamFields,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    deadline: Option<Deadline>,
 ) -> std::io::Result<Ended> {
     let (client_r, client_w) = crate::net::split(client);
     let (up_r, up_w) = crate::net::split(upstream);
@@ -145,57 +165,19 @@ pub async fn run(
     let mut client_w = BufWriter::with_capacity(BUFFER, client_w);
     let mut up_r = BufReader::with_capacity(BUFFER, up_r);
     let mut up_w = BufWriter::with_capacity(BUFFER, up_w);
-    let pending: PendingQueue = Arc::default();
-    let progress = Progress {
-        status: AtomicU8::new(b'I'),
-        ..Progress::default()
+    let session = Session {
+        shown: Shown { login, fields },
+        max_message: config.server.max_message_size,
+        shutdown,
+        deadline: deadline.as_ref(),
     };
-    let (fatal_tx, fatal_rx) = mpsc::channel::<PgError>(1);
-
-    let reusable = {
-        let to_upstream = client_to_upstream(
-            &mut client_r,
-            &mut up_w,
-            hook,
-            &pending,
-            &progress,
-            &fatal_tx,
-            config.server.max_message_size,
-        );
-        let to_client = upstream_to_client(
-            &mut up_r,
-            &mut client_w,
-            &pending,
-            &progress,
-            fatal_rx,
-            &mut shutdown,
-            Shown { login, fields },
-        );
-        tokio::pin!(to_upstream, to_client);
-        tokio::select! {
-            end = &mut to_upstream => match end {
-                // The other direction is parked waiting for upstream data
-                // when the connection is at rest; dropping it there is safe.
-                Ok(ClientEnd::Closed) => progress.at_rest(),
-                Ok(ClientEnd::Fatal) => {
-                    // Let the other side deliver the error at a message boundary.
-                    let _ = tokio::time::timeout(Duration::from_secs(5), &mut to_client).await;
-                    false
-                }
-                Err(e) => {
-                    tracing::debug!("client connection failed: {e}");
-                    false
-                }
-            },
-            end = &mut to_client => {
-                if let Err(e) = end {
-                    tracing::debug!("forwarding to the client failed: {e}");
-                }
-                false
-            }
-        }
-    };
-    let status = progress.status.load(Ordering::Acquire);
+    let (reusable, status) = pump(
+        (&mut client_r, &mut client_w),
+        (&mut up_r, &mut up_w),
+        hook,
+        session,
+    )
+    .await;
     if !reusable || !up_r.buffer().is_empty() || up_w.flush().await.is_err() {
         return Ok(Ended {
             upstream: None,
@@ -208,19 +190,143 @@ pub async fn run(
     })
 }
 
+/// What a session's forwarding needs besides its streams and hook.
+struct Session<'a> {
+    shown: Shown<'a>,
+    max_message: usize,
+    shutdown: watch::Receiver<bool>,
+    deadline: Option<&'a Deadline>,
+}
+
+/// The statement hook as the forwarder uses it (a trait so that the
+/// forwarder can be tested over in-memory streams with a scripted hook).
+pub trait Secure {
+    /// The SQL to forward for a Query (`parameter_types` empty) or Parse
+    /// text, or the refusal.
+    fn secure_typed(
+        &mut self,
+        sql: &[u8],
+        origin: Origin,
+        parameter_types: &[u32],
+    ) -> impl Future<Output = Result<Vec<u8>, PgError>> + Send;
+
+    /// Positions of the statements of the text last secured whose result
+    /// the client must see tagged `SHOW`.
+    fn shows(&self) -> &[usize];
+}
+
+impl Secure for Hook {
+    fn secure_typed(
+        &mut self,
+        sql: &[u8],
+        origin: Origin,
+        parameter_types: &[u32],
+    ) -> impl Future<Output = Result<Vec<u8>, PgError>> + Send {
+        Hook::secure_typed(self, sql, origin, parameter_types)
+    }
+
+    fn shows(&self) -> &[usize] {
+        Hook::shows(self)
+    }
+}
+
+/// Both directions of one session; whether the upstream was left at rest
+/// and reusable, and the last transaction status.
+async fn pump<CR, CW, UR, UW, H>(
+    (client_r, client_w): (&mut BufReader<CR>, &mut BufWriter<CW>),
+    (up_r, up_w): (&mut BufReader<UR>, &mut BufWriter<UW>),
+    hook: &mut H,
+    session: Session<'_>,
+) -> (bool, u8)
+where
+    CR: tokio::io::AsyncRead + Unpin,
+    CW: tokio::io::AsyncWrite + Unpin,
+    UR: tokio::io::AsyncRead + Unpin,
+    UW: tokio::io::AsyncWrite + Unpin,
+    H: Secure,
+{
+    let Session {
+        shown,
+        max_message,
+        mut shutdown,
+        deadline,
+    } = session;
+    let pending: PendingQueue = Arc::default();
+    let progress = Progress {
+        status: AtomicU8::new(b'I'),
+        ..Progress::default()
+    };
+    let (fatal_tx, fatal_rx) = mpsc::channel::<PgError>(1);
+
+    let reusable = {
+        let to_upstream = client_to_upstream(
+            client_r,
+            up_w,
+            hook,
+            &pending,
+            &progress,
+            &fatal_tx,
+            max_message,
+            deadline,
+        );
+        let to_client = upstream_to_client(
+            up_r,
+            client_w,
+            &pending,
+            &progress,
+            fatal_rx,
+            &mut shutdown,
+            deadline,
+            shown,
+        );
+        tokio::pin!(to_upstream, to_client);
+        tokio::select! {
+            end = &mut to_upstream => match end {
+                // The other direction is parked waiting for upstream data
+                // when the connection is at rest; dropping it there is safe.
+                Ok(ClientEnd::Closed) => progress.at_rest(),
+                Ok(ClientEnd::Fatal) => {
+                    // Let the other side deliver the error at a message boundary.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), &mut to_client).await;
+                    false
+                }
+                // The running statement is not cut: wait for its answer.
+                Ok(ClientEnd::Expired) => {
+                    matches!(to_client.await, Ok(true)) && progress.at_rest()
+                }
+                Err(e) => {
+                    tracing::debug!("client connection failed: {e}");
+                    false
+                }
+            },
+            end = &mut to_client => match end {
+                Ok(at_rest) => at_rest && progress.at_rest(),
+                Err(e) => {
+                    tracing::debug!("forwarding to the client failed: {e}");
+                    false
+                }
+            }
+        }
+    };
+    (reusable, progress.status.load(Ordering::Acquire))
+}
+
 /// Pumps client messages to the upstream until the client leaves.
-async fn client_to_upstream<R, W>(
+#[allow(clippy::too_many_arguments)]
+async fn client_to_upstream<R, W, H>(
     r: &mut BufReader<R>,
     w: &mut BufWriter<W>,
-    hook: &mut Hook,
+    hook: &mut H,
     pending: &PendingQueue,
     progress: &Progress,
     fatal: &mpsc::Sender<PgError>,
     max_message: usize,
+    deadline: Option<&Deadline>,
 ) -> std::io::Result<ClientEnd>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
+    H: Secure,
 {
     // ReadyForQuery-producing messages sent so far (Sync, Query).
     let mut cycle: u64 = 0;
@@ -251,6 +357,26 @@ where
                 ))
             }
         };
+        // COPY data belongs to the running statement, and Terminate ends
+        // the session anyway.
+        if let Some(d) = deadline
+            && !matches!(header.tag, b'd' | b'c' | b'f' | b'X')
+            && tokio::time::Instant::now() >= d.at
+        {
+            if progress.unsynced.load(Ordering::Acquire) {
+                // Bring the upstream to rest for the pool; the client never
+                // sees this Sync's ReadyForQuery.
+                cycle += 1;
+                progress.own_sync.store(cycle, Ordering::Release);
+                out.clear();
+                backend::put_message(&mut out, b'S', |_| {});
+                w.write_all(&out).await?;
+                progress.sent.store(cycle, Ordering::Release);
+                progress.unsynced.store(false, Ordering::Release);
+            }
+            w.flush().await?;
+            return Ok(ClientEnd::Expired);
+        }
         if skipping && !matches!(header.tag, b'S' | b'X') {
             skip_or_eof(r, header.body_len).await?;
             continue;
@@ -396,10 +522,14 @@ enum Refusal {
     Malformed,
 }
 
-async fn secure_query(body: &[u8], hook: &mut Hook, out: &mut BytesMut) -> Result<(), Refusal> {
+async fn secure_query<H: Secure>(
+    body: &[u8],
+    hook: &mut H,
+    out: &mut BytesMut,
+) -> Result<(), Refusal> {
     let sql = frontend::decode_query(body).ok_or(Refusal::Malformed)?;
     let printed = hook
-        .secure(sql, Origin::Query)
+        .secure_typed(sql, Origin::Query, &[])
         .await
         .map_err(Refusal::Statement)?;
     backend::put_message(out, b'Q', |b| {
@@ -409,7 +539,11 @@ async fn secure_query(body: &[u8], hook: &mut Hook, out: &mut BytesMut) -> Resul
     Ok(())
 }
 
-async fn secure_parse(body: &[u8], hook: &mut Hook, out: &mut BytesMut) -> Result<(), Refusal> {
+async fn secure_parse<H: Secure>(
+    body: &[u8],
+    hook: &mut H,
+    out: &mut BytesMut,
+) -> Result<(), Refusal> {
     let parse = frontend::decode_parse(body).ok_or(Refusal::Malformed)?;
     let printed = hook
         .secure_typed(parse.query, Origin::Parse, &parse.param_types)
@@ -536,7 +670,9 @@ struct Shown<'a> {
     fields: UpstreamFields,
 }
 
-/// Pumps upstream messages to the client until either side ends.
+/// Pumps upstream messages to the client until either side ends; `true`
+/// when it ended the session at rest because the deadline passed.
+#[allow(clippy::too_many_arguments)]
 async fn upstream_to_client<R, W>(
     r: &mut BufReader<R>,
     w: &mut BufWriter<W>,
@@ -544,8 +680,9 @@ async fn upstream_to_client<R, W>(
     progress: &Progress,
     mut fatal: mpsc::Receiver<PgError>,
     shutdown: &mut watch::Receiver<bool>,
+    deadline: Option<&Deadline>,
     shown: Shown<'_>,
-) -> std::io::Result<()>
+) -> std::io::Result<bool>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
@@ -556,6 +693,13 @@ where
     let mut completions: u64 = 0;
     let mut upstream_fatal = false;
     let mut shutting_down = *shutdown.borrow();
+    let mut expired = false;
+    // Polled only while a deadline is set and has not passed.
+    let timer = tokio::time::sleep_until(deadline.map_or_else(
+        || tokio::time::Instant::now() + Duration::from_secs(86_400),
+        |d| d.at,
+    ));
+    tokio::pin!(timer);
     let mut out = BytesMut::new();
     loop {
         if shutting_down && progress.at_rest() {
@@ -563,7 +707,13 @@ where
                 code::ADMIN_SHUTDOWN,
                 "terminating connection due to administrator command",
             );
-            return crate::session::send_error(w, &err).await;
+            return crate::session::send_error(w, &err).await.map(|()| false);
+        }
+        if let Some(d) = deadline
+            && expired
+            && progress.at_rest()
+        {
+            return crate::session::send_error(w, &d.error).await.map(|()| true);
         }
         // Waiting for data is the only cancel-safe point; a whole message
         // is then handled without interruption. With data already buffered
@@ -571,16 +721,20 @@ where
         // at, without waiting.
         if !r.buffer().is_empty() {
             if let Ok(err) = fatal.try_recv() {
-                return crate::session::send_error(w, &err).await;
+                return crate::session::send_error(w, &err).await.map(|()| false);
             }
         } else {
             tokio::select! {
                 biased;
                 Some(err) = fatal.recv() => {
-                    return crate::session::send_error(w, &err).await;
+                    return crate::session::send_error(w, &err).await.map(|()| false);
                 }
                 changed = shutdown.changed(), if !shutting_down => {
                     shutting_down = changed.is_err() || *shutdown.borrow();
+                    continue;
+                }
+                () = &mut timer, if deadline.is_some() && !expired => {
+                    expired = true;
                     continue;
                 }
                 filled = r.fill_buf() => {
@@ -593,7 +747,7 @@ where
                             crate::session::send_error(w, &err).await?;
                         }
                         w.flush().await?;
-                        return Ok(());
+                        return Ok(false);
                     }
                 }
             }
@@ -605,7 +759,7 @@ where
             Err(e) => {
                 tracing::warn!("upstream sent a bad message: {e}");
                 let err = PgError::fatal(code::CONNECTION_FAILURE, "upstream protocol error");
-                return crate::session::send_error(w, &err).await;
+                return crate::session::send_error(w, &err).await.map(|()| false);
             }
         };
         match header.tag {
@@ -653,8 +807,10 @@ where
                     Err(WireError::Io(e)) => return Err(e),
                     Err(_) => continue,
                 };
-                w.write_all(&header.to_bytes()).await?;
-                w.write_all(&body).await?;
+                if progress.own_sync.load(Ordering::Acquire) != cycle {
+                    w.write_all(&header.to_bytes()).await?;
+                    w.write_all(&body).await?;
+                }
                 if let Some(&status) = body.first() {
                     progress.status.store(status, Ordering::Release);
                 }
@@ -783,6 +939,10 @@ fn scrub_fields(tag: u8, body: &[u8], out: &mut BytesMut) -> Option<()> {
     });
     Some(())
 }
+
+#[cfg(test)]
+#[path = "forward_tests.rs"]
+mod stream_tests;
 
 #[cfg(test)]
 mod tests {

@@ -234,6 +234,7 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         &mut hook,
         upstream_fields,
         shared.shutdown.clone(),
+        None,
     )
     .await;
     shared.cancels.unregister(key.process_id);
