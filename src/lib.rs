@@ -13,6 +13,7 @@ pub mod demo;
 pub mod error;
 pub mod explain;
 pub mod globals;
+pub mod install;
 pub mod net;
 pub mod policy;
 pub mod rewrite;
