@@ -20,6 +20,7 @@ mod fencing;
 mod harness;
 mod hidden_columns;
 mod identity;
+mod identity_core;
 mod policy_reads;
 mod pool;
 mod protocol;
