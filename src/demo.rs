@@ -3,7 +3,8 @@
 //!
 //! The service role it creates is an ordinary role (no SUPERUSER, no
 //! BYPASSRLS) with privileges on the demo tables only, as a real deployment's
-//! would be; the demo never gives the proxy more than that.
+//! would be; the demo never gives the proxy more than that. The helper
+//! schema of `pgward install` is installed as `pgward install` does it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -79,6 +80,7 @@ pub async fn run_with(
         load_setup(&client, &policies_dir).await?;
         let password = random_secret();
         create_service_role(&client, SERVICE_ROLE, &password).await?;
+        crate::install::install(&client, SERVICE_ROLE).await?;
         drop(client);
 
         let upstream_url = format!(

@@ -39,6 +39,17 @@ enum Command {
         #[arg(long, default_value = "pgward.toml")]
         config: PathBuf,
     },
+    /// Create or repair the helper schema `pgward` (the function writes under
+    /// policy call) in the upstream database, for the service role.
+    Install {
+        /// Configuration file (TOML).
+        #[arg(long, default_value = "pgward.toml")]
+        config: PathBuf,
+        /// Connect as this role instead of the service role (one that may
+        /// create a schema in the upstream database); same database.
+        #[arg(long)]
+        admin_url: Option<String>,
+    },
     /// Print the decision for a statement of a user and the SQL pgward would forward.
     Explain {
         /// Configuration file (TOML).
@@ -80,6 +91,10 @@ fn main() -> ExitCode {
             Command::Check { config } => {
                 let config = pgward::config::Config::load(&config)?;
                 pgward::check::run(config).await
+            }
+            Command::Install { config, admin_url } => {
+                let config = pgward::config::Config::load(&config)?;
+                pgward::install::run(config, admin_url.as_deref()).await
             }
             Command::Demo { policies } => pgward::demo::run(policies).await,
             Command::Explain {

@@ -42,6 +42,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let upstream_tls = upstream::tls::client_config(&config.upstream)?;
     let control = upstream::control::connect(&config.upstream, upstream_tls.as_ref()).await?;
     upstream::control::check_service_identity(&control, &config.upstream).await?;
+    crate::check::helper::warn_if_unusable(&control, &config.upstream.user).await;
     let catalog = Arc::new(
         CatalogHandle::load(&control)
             .await
@@ -52,6 +53,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
         upstream_tls.clone(),
         control,
     ));
+    let identity = crate::auth::Sources::start(&config.auth).await?;
     let connections = Arc::new(Semaphore::new(config.server.max_connections));
     let pool = Pool::new(config.upstream.clone(), upstream_tls.clone());
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -63,6 +65,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
             control,
             rewrite_cache: Arc::new(RewriteCache::new(10_000)),
             server_tls,
+            identity,
             upstream_tls,
             cancels: Default::default(),
             connections,

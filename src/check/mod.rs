@@ -5,12 +5,14 @@
 //! of check has a file of its own: `names` (tables, columns, schemas and
 //! routines that GRANT and CREATE POLICY name), `filters` (globals' column
 //! types and every USING / WITH CHECK planned by PostgreSQL), `coverage`
-//! (the grants behind each policy, and grants that policies make useless).
+//! (the grants behind each policy, and grants that policies make useless),
+//! `helper` (the helper schema of `pgward install` that writes need).
 //! Never changes anything upstream: every statement it plans runs inside a
 //! transaction that is rolled back, and nothing is executed.
 
 mod coverage;
 mod filters;
+pub mod helper;
 mod names;
 
 use std::fmt;
@@ -107,6 +109,13 @@ async fn check_live(config: &Config, set: &PolicySet) -> anyhow::Result<Vec<Diag
             location: None,
             severity: Severity::Error,
             message: format!("{e:#}"),
+        });
+    }
+    if let Err(problem) = helper::verify(&client, &config.upstream.user).await {
+        diagnostics.push(Diagnostic {
+            location: None,
+            severity: Severity::Error,
+            message: format!("{problem}; hint: {}", helper::HINT),
         });
     }
     let catalog = crate::catalog::Catalog::load(&client)

@@ -90,9 +90,18 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// Creates a fresh database; `label` (usually the test's name) makes it
+    /// Creates a fresh database with the helper schema of `pgward install`
+    /// (as `pgward demo` has it); `label` (usually the test's name) makes it
     /// recognisable in logs.
     pub async fn new(label: &str) -> anyhow::Result<TestDb> {
+        let db = TestDb::without_helper(label).await?;
+        let client = db.superuser().await?;
+        pgward::install::install(&client, SERVICE_ROLE).await?;
+        Ok(db)
+    }
+
+    /// [`TestDb::new`] without the helper schema of `pgward install`.
+    pub async fn without_helper(label: &str) -> anyhow::Result<TestDb> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let shared = shared().await?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
