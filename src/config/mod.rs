@@ -2,7 +2,13 @@
 //! keys refused), `Config` is the validated form the rest of pgward uses.
 //! Relative paths in the file are resolved against the file's own folder.
 
+mod auth;
 mod raw;
+
+pub use auth::{
+    GuestConfig, IntrospectionConfig, JwtConfig, JwtKeys, LockoutConfig, SourceKind, TableConfig,
+    TableVerifiers,
+};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,6 +89,17 @@ pub struct AuthConfig {
     /// Iteration count for verifiers hashed from plain-text passwords and for
     /// unknown users.
     pub scram_iterations: u32,
+    /// The identity sources, in the order they are tried.
+    pub order: Vec<SourceKind>,
+    /// Cleartext passwords (needed by every source but policy and SCRAM
+    /// table users) are accepted without TLS from loopback clients.
+    pub allow_cleartext_on_loopback: bool,
+    pub jwt: Option<JwtConfig>,
+    pub introspection: Option<IntrospectionConfig>,
+    pub table: Option<TableConfig>,
+    pub ldap: Option<crate::auth::ldap::LdapSettings>,
+    pub guest: GuestConfig,
+    pub lockout: LockoutConfig,
 }
 
 #[derive(Debug, Clone)]

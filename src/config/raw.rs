@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::auth::{self, SourceKind};
 use super::{
     AuthConfig, Config, ConfigError, PoliciesConfig, ServerConfig, ServerTls, UpstreamConfig,
     UpstreamTls,
@@ -88,6 +89,14 @@ struct RawAuth {
     secret: Option<String>,
     secret_file: Option<String>,
     scram_iterations: u32,
+    order: Vec<String>,
+    allow_cleartext_on_loopback: bool,
+    jwt: Option<auth::RawJwt>,
+    introspection: Option<auth::RawIntrospection>,
+    table: Option<auth::RawTable>,
+    ldap: Option<crate::auth::ldap::LdapSettings>,
+    guest: auth::RawGuest,
+    lockout: auth::RawLockout,
 }
 
 impl Default for RawAuth {
@@ -96,6 +105,14 @@ impl Default for RawAuth {
             secret: None,
             secret_file: None,
             scram_iterations: 4096,
+            order: vec!["policy".into()],
+            allow_cleartext_on_loopback: false,
+            jwt: None,
+            introspection: None,
+            table: None,
+            ldap: None,
+            guest: auth::RawGuest::default(),
+            lockout: auth::RawLockout::default(),
         }
     }
 }
@@ -297,9 +314,59 @@ impl RawAuth {
                 message: "must be between 1024 and 10000000".into(),
             });
         }
+        let order = auth::parse_order(&self.order)?;
+        let needs = |kind: SourceKind, present: bool| -> Result<(), ConfigError> {
+            match (order.contains(&kind), present) {
+                (true, false) => Err(ConfigError::Invalid {
+                    key: "auth.order",
+                    message: format!(
+                        "\"{}\" is listed but [auth.{}] is missing",
+                        kind.name(),
+                        kind.name()
+                    ),
+                }),
+                (false, true) => Err(ConfigError::Invalid {
+                    key: "auth.order",
+                    message: format!(
+                        "[auth.{}] is configured but \"{}\" is not in auth.order",
+                        kind.name(),
+                        kind.name()
+                    ),
+                }),
+                _ => Ok(()),
+            }
+        };
+        needs(SourceKind::Jwt, self.jwt.is_some())?;
+        needs(SourceKind::Introspection, self.introspection.is_some())?;
+        needs(SourceKind::Table, self.table.is_some())?;
+        needs(SourceKind::Ldap, self.ldap.is_some())?;
+        if order.contains(&SourceKind::Script) {
+            return Err(ConfigError::Invalid {
+                key: "auth.order",
+                message: "\"script\" (the script authenticator) is not available yet".into(),
+            });
+        }
+        let ldap = match self.ldap {
+            Some(mut settings) => {
+                settings.validate(base).map_err(|e| ConfigError::Invalid {
+                    key: "auth.ldap",
+                    message: e.to_string(),
+                })?;
+                Some(settings)
+            }
+            None => None,
+        };
         Ok(AuthConfig {
             secret,
             scram_iterations: self.scram_iterations,
+            order,
+            allow_cleartext_on_loopback: self.allow_cleartext_on_loopback,
+            jwt: self.jwt.map(|j| j.validate(base)).transpose()?,
+            introspection: self.introspection.map(|i| i.validate(base)).transpose()?,
+            table: self.table.map(auth::RawTable::validate).transpose()?,
+            ldap,
+            guest: self.guest.validate()?,
+            lockout: self.lockout.validate(),
         })
     }
 }

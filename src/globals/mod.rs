@@ -8,8 +8,24 @@
 //! else it is the single row's value (`@{g}` for one column, `@{g.attr}` for
 //! a column of a one-row global), NULL without a row.
 //!
+//! Identity built-ins: `@{user_id}` (the source's value and type),
+//! `@{groups}` (a text list) and `@{claims.<path>}` (a token's claims: a
+//! string is text, an integer int8, another number numeric, a boolean bool,
+//! an array of one of these a list usable with `= ANY(…)`, anything else
+//! jsonb). A path with dots is read as nested claims (`realm_access.roles`)
+//! unless a claim has that very name.
+//!
+//! Order at login (PRODUCT.md §3): the identity source's roles, groups and
+//! user id; then the dynamic identity globals a policy file declares, each
+//! with the built-ins so far — `user_id` (replaces the source's),
+//! `groups` and `roles` (added to the source's, roles closed over IN ROLE
+//! again) — which may reference built-ins only; then every other global,
+//! in dependency order, with the final roles.
+//!
 //! Must never: splice a value into SQL as raw text. Every value becomes a
 //! quoted literal with an explicit cast to its column's type.
+
+pub mod script;
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -18,6 +34,8 @@ use sqlparser::ast::{Expr, Value, VisitMut, VisitorMut};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
+use crate::auth::Identity;
+use crate::auth::identity::claim;
 use crate::error::{PgError, code};
 use crate::policy::PolicySet;
 use crate::policy::model::{GlobalBody, GlobalRef, WithGlobals};
@@ -42,7 +60,12 @@ impl GlobalValue {
 #[derive(Debug, Clone, Default)]
 pub struct GlobalValues {
     values: BTreeMap<String, GlobalValue>,
+    /// The identity's claims (`@{claims.…}`); Null without a token.
+    claims: serde_json::Value,
 }
+
+/// The globals that extend the identity at login, in evaluation order.
+pub const IDENTITY_GLOBALS: [&str; 3] = ["user_id", "groups", "roles"];
 
 /// Quotes text as a SQL string literal (standard_conforming_strings is
 /// pinned on, so only quotes need doubling).
@@ -55,6 +78,22 @@ fn literal(value: Option<&str>, type_name: &str) -> String {
         Some(v) => format!("{}::{type_name}", quote_literal(v)),
         None => format!("NULL::{type_name}"),
     }
+}
+
+fn array_literal(items: &[(String, &str)], type_name: &str) -> String {
+    if items.is_empty() {
+        return format!("'{{}}'::{type_name}[]");
+    }
+    let items: Vec<String> = items
+        .iter()
+        .map(|(v, _)| literal(Some(v), type_name))
+        .collect();
+    format!("ARRAY[{}]::{type_name}[]", items.join(", "))
+}
+
+fn jsonb(items: &[serde_json::Value]) -> Result<Expr, PgError> {
+    let text = serde_json::Value::Array(items.to_vec()).to_string();
+    parse_expr(&literal(Some(&text), "pg_catalog.jsonb"))
 }
 
 fn parse_expr(sql: &str) -> Result<Expr, PgError> {
@@ -89,7 +128,91 @@ impl GlobalValues {
             "client_addr".to_string(),
             GlobalValue::scalar("inet", client_addr.map(str::to_string)),
         );
-        GlobalValues { values }
+        GlobalValues {
+            values,
+            claims: serde_json::Value::Null,
+        }
+    }
+
+    /// The built-ins of an authenticated identity: those of
+    /// [`GlobalValues::builtins`] plus `user_id`, `groups` and `claims`.
+    pub fn for_identity(
+        identity: &Identity,
+        roles: &[String],
+        client_addr: Option<&str>,
+    ) -> GlobalValues {
+        let mut values = GlobalValues::builtins(&identity.login, roles, client_addr);
+        if let Some((value, type_name)) = &identity.user_id {
+            values.insert(
+                "user_id",
+                GlobalValue::scalar(type_name, Some(value.clone())),
+            );
+        }
+        values.insert(
+            "groups",
+            GlobalValue {
+                columns: vec![("group".into(), "pg_catalog.text".into())],
+                rows: identity
+                    .groups
+                    .iter()
+                    .map(|g| vec![Some(g.clone())])
+                    .collect(),
+            },
+        );
+        values.claims = identity.claims.clone();
+        values
+    }
+
+    /// The literal of `@{claims.path}`.
+    fn claim_literal(&self, path: &str, list: bool) -> Result<Expr, PgError> {
+        use serde_json::Value as J;
+        fn scalar(v: &J) -> Option<(String, &'static str)> {
+            match v {
+                J::String(s) => Some((s.clone(), "pg_catalog.text")),
+                J::Bool(b) => Some((b.to_string(), "pg_catalog.bool")),
+                J::Number(n) if n.is_i64() || n.is_u64() => Some((
+                    n.to_string(),
+                    if n.is_i64() {
+                        "pg_catalog.int8"
+                    } else {
+                        "pg_catalog.numeric"
+                    },
+                )),
+                J::Number(n) => Some((n.to_string(), "pg_catalog.numeric")),
+                _ => None,
+            }
+        }
+        let sql = match claim(&self.claims, path) {
+            None | Some(J::Null) => "NULL".to_string(),
+            Some(J::Array(items)) => {
+                let typed: Option<Vec<(String, &str)>> = items.iter().map(scalar).collect();
+                match typed {
+                    Some(typed) => {
+                        let mut type_name = typed.first().map_or("pg_catalog.text", |(_, t)| *t);
+                        if typed.iter().any(|(_, t)| *t != type_name) {
+                            // Mixed integers and other numbers are numeric;
+                            // anything else mixed is refused below.
+                            if typed
+                                .iter()
+                                .all(|(_, t)| t.ends_with("int8") || t.ends_with("numeric"))
+                            {
+                                type_name = "pg_catalog.numeric";
+                            } else {
+                                return jsonb(items);
+                            }
+                        }
+                        array_literal(&typed, type_name)
+                    }
+                    None => return jsonb(items),
+                }
+            }
+            Some(v) => match scalar(v) {
+                Some((text, type_name)) if list => array_literal(&[(text, type_name)], type_name),
+                Some((text, type_name)) => literal(Some(&text), type_name),
+                None => literal(Some(&v.to_string()), "pg_catalog.jsonb"),
+            },
+        };
+        parse_expr(&sql)
     }
 
     pub fn insert(&mut self, name: &str, value: GlobalValue) {
@@ -103,6 +226,12 @@ impl GlobalValues {
     /// The literal a reference stands for. `list`: the reference is the
     /// right-hand side of ANY/ALL.
     fn literal_for(&self, r: &GlobalRef, list: bool) -> Result<Expr, PgError> {
+        if r.name == crate::policy::model::CLAIMS
+            && !self.values.contains_key(&r.name)
+            && let Some(path) = &r.attr
+        {
+            return self.claim_literal(path, list);
+        }
         let Some(value) = self.values.get(&r.name) else {
             // A declared global that does not apply to this session (FOR
             // ROLE) or a built-in no identity source provided: NULL.
@@ -220,39 +349,163 @@ pub async fn resolve(
     client_addr: Option<&str>,
     client: &tokio_postgres::Client,
 ) -> Result<GlobalValues, PgError> {
-    let mut values = GlobalValues::builtins(login, roles, client_addr);
-    for global in policies.globals_for(roles) {
-        let query = match &global.body {
-            GlobalBody::Query(q) => q,
-            GlobalBody::Script(_) => {
-                return Err(PgError::fatal(
-                    code::INVALID_AUTHORIZATION,
-                    format!(
-                        "global \"{}\" is a script; script globals are not supported yet",
-                        global.name
-                    ),
-                ));
-            }
+    let values = GlobalValues::builtins(login, roles, client_addr);
+    resolve_declared(policies, roles, values, &[], client).await
+}
+
+/// The globals of an authenticated identity whose dynamic identity
+/// globals were applied ([`extend_identity`]): its built-ins, then every
+/// other declared global.
+pub async fn resolve_identity(
+    policies: &PolicySet,
+    identity: &Identity,
+    roles: &[String],
+    client_addr: Option<&str>,
+    client: &tokio_postgres::Client,
+) -> Result<GlobalValues, PgError> {
+    let values = GlobalValues::for_identity(identity, roles, client_addr);
+    resolve_declared(policies, roles, values, &IDENTITY_GLOBALS, client).await
+}
+
+/// Whether the policy files declare a global that extends the identity.
+pub fn has_identity_globals(policies: &PolicySet) -> bool {
+    IDENTITY_GLOBALS
+        .iter()
+        .any(|name| policies.globals.contains_key(*name))
+}
+
+/// Applies the policy files' `user_id`, `groups` and `roles` globals to the
+/// identity (see the module's order); returns the new effective roles.
+pub async fn extend_identity(
+    policies: &PolicySet,
+    identity: &mut Identity,
+    roles: Vec<String>,
+    client_addr: Option<&str>,
+    client: &tokio_postgres::Client,
+) -> Result<Vec<String>, PgError> {
+    let before = roles.clone();
+    let mut roles = roles;
+    for name in IDENTITY_GLOBALS {
+        let Some(global) = policies.globals.get(name) else {
+            continue;
         };
-        let sql = values.fill(query)?.to_string();
-        let value = evaluate(client, &sql).await.map_err(|e| {
-            tracing::warn!("global \"{}\" failed: {e}", global.name);
-            PgError::fatal(
-                code::INVALID_AUTHORIZATION,
-                format!("global \"{}\" could not be evaluated", global.name),
-            )
-        })?;
-        let missing =
-            value.rows.is_empty() || value.rows.iter().all(|row| row.iter().all(Option::is_none));
-        if global.required && missing {
+        if !global.applies_to(&before) {
+            continue;
+        }
+        let query = query_of(global)?;
+        if let Some(r) = query
+            .globals
+            .iter()
+            .find(|r| !allowed_in_identity_global(policies, &r.name))
+        {
             return Err(PgError::fatal(
                 code::INVALID_AUTHORIZATION,
                 format!(
-                    "required global \"{}\" has no value for this login",
-                    global.name
+                    "global \"{name}\" extends the identity and may reference built-in globals only, not \"{}\"",
+                    r.name
                 ),
             ));
         }
+        let values = GlobalValues::for_identity(identity, &roles, client_addr);
+        let value = evaluate_global(global, &values, client).await?;
+        let texts = || {
+            value
+                .rows
+                .iter()
+                .filter_map(|row| row.first().cloned().flatten())
+                .collect::<Vec<String>>()
+        };
+        match name {
+            "user_id" => {
+                let type_name = value
+                    .columns
+                    .first()
+                    .map_or_else(|| "pg_catalog.text".to_string(), |(_, t)| t.clone());
+                identity.user_id = texts().into_iter().next().map(|v| (v, type_name));
+            }
+            "groups" => {
+                for g in texts() {
+                    if !identity.groups.contains(&g) {
+                        identity.groups.push(g);
+                    }
+                }
+            }
+            _ => {
+                for r in texts() {
+                    if !identity.roles.contains(&r) {
+                        identity.roles.push(r);
+                    }
+                }
+                roles = identity.effective_roles(policies);
+            }
+        }
+    }
+    Ok(roles)
+}
+
+/// A dynamic identity global may use built-ins only (redefined identity
+/// globals included: they are evaluated before it or are its own input).
+fn allowed_in_identity_global(policies: &PolicySet, name: &str) -> bool {
+    crate::policy::model::is_builtin(name)
+        && (!policies.globals.contains_key(name) || IDENTITY_GLOBALS.contains(&name))
+}
+
+fn query_of(
+    global: &crate::policy::model::Global,
+) -> Result<&WithGlobals<Box<sqlparser::ast::Query>>, PgError> {
+    match &global.body {
+        GlobalBody::Query(q) => Ok(q),
+        GlobalBody::Script(_) => Err(PgError::fatal(
+            code::INVALID_AUTHORIZATION,
+            format!(
+                "global \"{}\" is a script; script globals are not supported yet",
+                global.name
+            ),
+        )),
+    }
+}
+
+/// Runs one global with the values so far; checks REQUIRED.
+async fn evaluate_global(
+    global: &crate::policy::model::Global,
+    values: &GlobalValues,
+    client: &tokio_postgres::Client,
+) -> Result<GlobalValue, PgError> {
+    let query = query_of(global)?;
+    let sql = values.fill(query)?.to_string();
+    let value = evaluate(client, &sql).await.map_err(|e| {
+        tracing::warn!("global \"{}\" failed: {e}", global.name);
+        PgError::fatal(
+            code::INVALID_AUTHORIZATION,
+            format!("global \"{}\" could not be evaluated", global.name),
+        )
+    })?;
+    let missing =
+        value.rows.is_empty() || value.rows.iter().all(|row| row.iter().all(Option::is_none));
+    if global.required && missing {
+        return Err(PgError::fatal(
+            code::INVALID_AUTHORIZATION,
+            format!(
+                "required global \"{}\" has no value for this login",
+                global.name
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+async fn resolve_declared(
+    policies: &PolicySet,
+    roles: &[String],
+    mut values: GlobalValues,
+    skip: &[&str],
+    client: &tokio_postgres::Client,
+) -> Result<GlobalValues, PgError> {
+    for global in policies.globals_for(roles) {
+        if skip.contains(&global.name.as_str()) {
+            continue;
+        }
+        let value = evaluate_global(global, &values, client).await?;
         values.insert(&global.name, value);
     }
     Ok(values)

@@ -1,12 +1,30 @@
-//! Authenticating a client with SCRAM-SHA-256 (-PLUS over TLS) against the
-//! users of the policy set. An unknown user, or one without a password, runs
-//! the same exchange against a mock verifier and fails at the same step with
-//! the same error as a wrong password.
+//! Authenticating a client against the identity sources of `auth.order`
+//! (PRODUCT.md §2 "Authentication rules"). The method is the listener's,
+//! never the user's: SCRAM-SHA-256 (-PLUS over TLS) when every source has
+//! verifiers, otherwise a cleartext password for everyone, only over TLS or
+//! from loopback when `auth.allow_cleartext_on_loopback` is set. The sources
+//! are tried in order; the first that knows the user decides.
+//!
+//! Must never: tell an unauthenticated client whether a user exists. An
+//! unknown user runs the same exchange (under SCRAM against a mock verifier
+//! with the keyed salt) and fails at the same step with the same 28P01, the
+//! same throttling and, as far as the work done goes, the same timing.
 
-use bytes::BytesMut;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncWriteExt;
 
+use crate::auth::Identity;
+use crate::auth::introspection::IntrospectionOutcome;
+use crate::auth::jwt::JwtOutcome;
+use crate::auth::ldap::LdapOutcome;
+use crate::auth::password::{self, Stored};
 use crate::auth::scram::{self, ScramError, ScramServer, ScramVerifier};
+use crate::auth::table;
+use crate::auth::throttle::Verdict;
+use crate::config::{SourceKind, TableVerifiers};
 use crate::error::{PgError, code};
 use crate::net::Stream;
 use crate::wire::io::{WireError, read_body, read_header};
@@ -16,23 +34,154 @@ use super::Shared;
 
 /// How an authentication attempt ended.
 pub enum AuthOutcome {
-    Authenticated,
+    Authenticated(Box<Identity>),
     /// Refused: send this error, then close.
     Refused(PgError),
     /// The client went away (psql does this to prompt for a password).
     Gone,
 }
 
+/// What one source said about a user.
+enum Decision {
+    /// The source does not know the user: ask the next one.
+    Unknown,
+    /// The source knows the user and refuses: this error (28P01 for a wrong
+    /// password, 28000 for a token that is expired or for someone else).
+    Rejected(PgError),
+    Accepted(Identity),
+}
+
 pub async fn authenticate(
     stream: &mut Stream,
     shared: &Shared,
     user: &str,
+    peer: Option<IpAddr>,
 ) -> std::io::Result<AuthOutcome> {
-    let known = shared
-        .policies
-        .users
-        .get(user)
-        .and_then(|u| u.verifier.clone());
+    let guest = &shared.config.auth.guest;
+    if guest.enabled && user == guest.user {
+        // The guest's name is public by configuration: no credentials.
+        let mut out = BytesMut::new();
+        backend::authentication_ok(&mut out);
+        stream.write_all(&out).await?;
+        let mut identity = Identity::new(user, "guest");
+        identity.roles = vec!["guest".to_string()];
+        return Ok(AuthOutcome::Authenticated(Box::new(identity)));
+    }
+    let addr = peer.map(|p| p.to_string());
+    let locked = match shared.identity.throttle.check(user, addr.as_deref()) {
+        Verdict::Open => None,
+        Verdict::Locked(left) => Some(left),
+    };
+    let outcome = if shared.identity.scram {
+        scram_login(stream, shared, user, locked.is_some()).await?
+    } else {
+        if !stream.is_tls()
+            && !(shared.config.auth.allow_cleartext_on_loopback
+                && peer.is_some_and(|p| p.is_loopback()))
+        {
+            return Ok(AuthOutcome::Refused(
+                PgError::fatal(
+                    code::INVALID_AUTHORIZATION,
+                    "pgward accepts passwords only over TLS",
+                )
+                .with_hint("Connect with sslmode=require."),
+            ));
+        }
+        cleartext_login(stream, shared, user, locked.is_some()).await?
+    };
+    match outcome {
+        AuthOutcome::Authenticated(identity) => {
+            shared.identity.throttle.succeeded(user);
+            tracing::info!(user, login = %identity.login, source = identity.source, "authenticated");
+            Ok(AuthOutcome::Authenticated(identity))
+        }
+        AuthOutcome::Refused(mut e) => {
+            let delay = shared.identity.throttle.failed(user, addr.as_deref());
+            if let Some(left) = locked {
+                tracing::info!(user, addr = ?addr, "login refused: locked out");
+                e = password_failure(user).with_hint(format!(
+                    "Too many failed logins for this user name or address: try again in {} s.",
+                    (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1)
+                ));
+            }
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(AuthOutcome::Refused(e))
+        }
+        AuthOutcome::Gone => Ok(AuthOutcome::Gone),
+    }
+}
+
+/// The SCRAM verifier of a user and whether some source knows it. Every
+/// configured source is asked, whoever answers first, so that a known and
+/// an unknown name cost the same.
+async fn scram_verifier(
+    shared: &Shared,
+    user: &str,
+) -> Result<(Option<ScramVerifier>, Option<Identity>), PgError> {
+    let mut found: Option<(Option<ScramVerifier>, Option<Identity>)> = None;
+    for kind in &shared.config.auth.order {
+        match kind {
+            SourceKind::Policy => {
+                if let Some(u) = shared.policies.users.get(user) {
+                    let mut identity = Identity::new(user, "policy");
+                    identity.policy_user = true;
+                    found.get_or_insert((u.verifier.clone(), Some(identity)));
+                }
+            }
+            SourceKind::Table => {
+                if let Some(row) = table_user(shared, user).await? {
+                    let verifier = match row.stored {
+                        Some(Stored::Scram(v)) => Some(v),
+                        _ => None,
+                    };
+                    found.get_or_insert((verifier, Some(row.identity)));
+                }
+            }
+            // uses_scram() admits no other source.
+            _ => {}
+        }
+    }
+    Ok(found.unwrap_or((None, None)))
+}
+
+async fn table_user(shared: &Shared, user: &str) -> Result<Option<table::TableUser>, PgError> {
+    let Some(config) = &shared.config.auth.table else {
+        return Ok(None);
+    };
+    let client = shared.control.client().await.map_err(|e| {
+        tracing::warn!("control connection failed: {e}");
+        unavailable()
+    })?;
+    table::lookup(&client, &config.query, user)
+        .await
+        .map_err(|e| {
+            tracing::warn!(label = e.label(), "{e}");
+            unavailable()
+        })
+}
+
+fn unavailable() -> PgError {
+    PgError::fatal(
+        code::CONNECTION_FAILURE,
+        "the upstream database is unavailable",
+    )
+}
+
+async fn scram_login(
+    stream: &mut Stream,
+    shared: &Shared,
+    user: &str,
+    locked: bool,
+) -> std::io::Result<AuthOutcome> {
+    let (known, identity) = match scram_verifier(shared, user).await {
+        Ok(found) => found,
+        Err(e) => return Ok(AuthOutcome::Refused(e)),
+    };
+    // Locked out: the exchange runs against a mock, so that even the right
+    // password fails exactly like a wrong one.
+    let known = if locked { None } else { known };
     let is_known = known.is_some();
     let verifier = known.unwrap_or_else(|| {
         ScramVerifier::mock(
@@ -74,15 +223,150 @@ pub async fn authenticate(
     let Some(last) = read_password_message(stream).await? else {
         return Ok(AuthOutcome::Gone);
     };
-    match server.client_final(&last) {
-        Ok(server_final) => {
+    match (server.client_final(&last), identity) {
+        (Ok(server_final), Some(identity)) => {
             out.clear();
             backend::authentication_sasl_final(&mut out, &server_final);
             backend::authentication_ok(&mut out);
             stream.write_all(&out).await?;
-            Ok(AuthOutcome::Authenticated)
+            Ok(AuthOutcome::Authenticated(Box::new(identity)))
         }
-        Err(e) => Ok(AuthOutcome::Refused(scram_error(e, user))),
+        (Ok(_), None) => Ok(AuthOutcome::Refused(password_failure(user))),
+        (Err(e), _) => Ok(AuthOutcome::Refused(scram_error(e, user))),
+    }
+}
+
+async fn cleartext_login(
+    stream: &mut Stream,
+    shared: &Shared,
+    user: &str,
+    locked: bool,
+) -> std::io::Result<AuthOutcome> {
+    let mut out = BytesMut::new();
+    backend::put_message(&mut out, b'R', |b| b.put_i32(3));
+    stream.write_all(&out).await?;
+    stream.flush().await?;
+    let Some(body) = read_password_message(stream).await? else {
+        return Ok(AuthOutcome::Gone);
+    };
+    let password = match body.split_last() {
+        Some((0, text)) if !text.contains(&0) => match std::str::from_utf8(text) {
+            Ok(p) => p.to_string(),
+            Err(_) => return Ok(AuthOutcome::Refused(password_failure(user))),
+        },
+        _ => {
+            return Ok(AuthOutcome::Refused(PgError::fatal(
+                code::PROTOCOL_VIOLATION,
+                "malformed password message",
+            )));
+        }
+    };
+    let decision = decide(shared, user, &password).await;
+    if locked {
+        return Ok(AuthOutcome::Refused(password_failure(user)));
+    }
+    match decision {
+        Decision::Accepted(identity) => {
+            out.clear();
+            backend::authentication_ok(&mut out);
+            stream.write_all(&out).await?;
+            Ok(AuthOutcome::Authenticated(Box::new(identity)))
+        }
+        Decision::Rejected(e) => Ok(AuthOutcome::Refused(e)),
+        Decision::Unknown => Ok(AuthOutcome::Refused(password_failure(user))),
+    }
+}
+
+/// Asks the sources in order; the first that knows the user decides.
+async fn decide(shared: &Shared, user: &str, password: &str) -> Decision {
+    let auth = &shared.config.auth;
+    if password.is_empty() {
+        // Never a credential (an empty LDAP bind is anonymous).
+        decoy(shared);
+        return Decision::Rejected(password_failure(user));
+    }
+    for kind in &auth.order {
+        let decision = match kind {
+            SourceKind::Policy => match shared.policies.users.get(user) {
+                Some(u) => match &u.verifier {
+                    Some(v) if password::scram_matches(v, password) => {
+                        let mut identity = Identity::new(user, "policy");
+                        identity.policy_user = true;
+                        Decision::Accepted(identity)
+                    }
+                    _ => Decision::Rejected(password_failure(user)),
+                },
+                None => Decision::Unknown,
+            },
+            SourceKind::Jwt => match &shared.identity.jwt {
+                Some(jwt) => match jwt.authenticate(user, password).await {
+                    JwtOutcome::NotAToken => Decision::Unknown,
+                    JwtOutcome::Rejected(e) => Decision::Rejected(e),
+                    JwtOutcome::Accepted(identity) => Decision::Accepted(identity),
+                },
+                None => Decision::Unknown,
+            },
+            SourceKind::Introspection => match &shared.identity.introspection {
+                Some(source) => match source.authenticate(user, password).await {
+                    IntrospectionOutcome::Inactive => Decision::Unknown,
+                    IntrospectionOutcome::Rejected(e) => Decision::Rejected(e),
+                    IntrospectionOutcome::Accepted(identity) => Decision::Accepted(identity),
+                },
+                None => Decision::Unknown,
+            },
+            SourceKind::Table => match table_user(shared, user).await {
+                Err(e) => Decision::Rejected(e),
+                Ok(None) => Decision::Unknown,
+                Ok(Some(row)) => match row.stored {
+                    Some(stored) if stored.verify(password) => Decision::Accepted(row.identity),
+                    _ => Decision::Rejected(password_failure(user)),
+                },
+            },
+            SourceKind::Ldap => match &auth.ldap {
+                Some(settings) => {
+                    match crate::auth::ldap::authenticate(settings, user, password).await {
+                        Ok(LdapOutcome::Unknown) => Decision::Unknown,
+                        Ok(LdapOutcome::Rejected) => Decision::Rejected(password_failure(user)),
+                        Ok(LdapOutcome::Accepted(found)) => {
+                            let mut identity = Identity::new(&found.login, "ldap");
+                            identity.roles = found.roles;
+                            identity.groups = found.groups;
+                            Decision::Accepted(identity)
+                        }
+                        Err(e) => {
+                            tracing::warn!(label = e.label(), "{e}");
+                            Decision::Rejected(PgError::fatal(
+                                code::INVALID_AUTHORIZATION,
+                                "the password could not be checked: the directory is unavailable",
+                            ))
+                        }
+                    }
+                }
+                None => Decision::Unknown,
+            },
+            // Refused by configuration validation until it exists.
+            SourceKind::Script => Decision::Unknown,
+        };
+        if !matches!(decision, Decision::Unknown) {
+            return decision;
+        }
+    }
+    decoy(shared);
+    Decision::Unknown
+}
+
+/// The hashing a known user's check would have cost, for a name no source
+/// knows.
+fn decoy(shared: &Shared) {
+    let auth = &shared.config.auth;
+    let mock = ScramVerifier::mock(&auth.secret, "", auth.scram_iterations);
+    let _ = password::scram_matches(&mock, "decoy");
+    if auth
+        .table
+        .as_ref()
+        .is_some_and(|t| t.verifiers == TableVerifiers::Hash)
+    {
+        let _ = bcrypt::verify("decoy", password::decoy_bcrypt());
     }
 }
 
@@ -111,12 +395,16 @@ fn malformed() -> PgError {
     PgError::fatal(code::PROTOCOL_VIOLATION, "malformed SASL message")
 }
 
+fn password_failure(user: &str) -> PgError {
+    PgError::fatal(
+        code::INVALID_PASSWORD,
+        format!("password authentication failed for user \"{user}\""),
+    )
+}
+
 fn scram_error(e: ScramError, user: &str) -> PgError {
     match e.sqlstate() {
-        "28P01" => PgError::fatal(
-            code::INVALID_PASSWORD,
-            format!("password authentication failed for user \"{user}\""),
-        ),
+        "28P01" => password_failure(user),
         state => {
             let c = if state == code::PROTOCOL_VIOLATION {
                 code::PROTOCOL_VIOLATION
@@ -126,4 +414,12 @@ fn scram_error(e: ScramError, user: &str) -> PgError {
             PgError::fatal(c, e.to_string())
         }
     }
+}
+
+/// How long until a session of this identity must end, if ever.
+pub fn remaining(identity: &Identity) -> Option<Duration> {
+    identity.expires.map(|at| {
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    })
 }

@@ -1,5 +1,7 @@
-//! One client connection from accept to close: startup and TLS, SCRAM
-//! authentication, the upstream connection, then forwarding.
+//! One client connection from accept to close: startup and TLS,
+//! authentication against the identity sources, the session's identity
+//! (roles and globals), the upstream connection, then forwarding until the
+//! client leaves or its credentials expire.
 //!
 //! Must never: forward a client's bytes to the upstream before the client
 //! has authenticated, or tell an unauthenticated client whether a user
@@ -45,6 +47,8 @@ pub struct Shared {
     pub control: Arc<Control>,
     pub rewrite_cache: Arc<RewriteCache>,
     pub server_tls: Option<tls::ServerTls>,
+    /// The identity sources' keys, caches and throttle.
+    pub identity: crate::auth::Sources,
     pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
     pub cancels: cancel::CancelRegistry,
     pub connections: Arc<Semaphore>,
@@ -109,7 +113,8 @@ async fn before_deadline<T>(
 
 async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> {
     tcp.set_nodelay(true)?;
-    let peer = tcp.peer_addr().ok().map(|a| a.ip().to_string());
+    let peer_ip = tcp.peer_addr().ok().map(|a| a.ip());
+    let peer = peer_ip.map(|ip| ip.to_string());
     let deadline = tokio::time::Instant::now() + LOGIN_TIMEOUT;
     let (mut stream, request) =
         match before_deadline(deadline, startup::negotiate(tcp, shared)).await? {
@@ -131,16 +136,19 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         return fatal(&mut stream, e).await;
     };
 
-    match before_deadline(
+    let identity = match before_deadline(
         deadline,
-        auth::authenticate(&mut stream, shared, &request.user),
+        auth::authenticate(&mut stream, shared, &request.user, peer_ip),
     )
     .await?
     {
-        AuthOutcome::Authenticated => {}
+        AuthOutcome::Authenticated(identity) => *identity,
         AuthOutcome::Refused(e) => return fatal(&mut stream, e).await,
         AuthOutcome::Gone => return Ok(()),
-    }
+    };
+    // The name the session runs as: the identity's (a token's user when
+    // `auth.jwt.allow_user_mismatch` lets it differ from the startup user).
+    let login = identity.login.clone();
     if request.database != shared.config.upstream.database {
         let e = PgError::fatal(
             code::INVALID_CATALOG_NAME,
@@ -149,15 +157,23 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         return fatal(&mut stream, e).await;
     }
 
-    let Some(_user_slot) = UserSlot::take(shared, &request.user) else {
+    let Some(_user_slot) = UserSlot::take(shared, &login) else {
         let e = PgError::fatal(
             code::TOO_MANY_CONNECTIONS,
-            format!("too many connections for role \"{}\"", request.user),
+            format!("too many connections for role \"{login}\""),
         );
         return fatal(&mut stream, e).await;
     };
 
-    let mode = match session_mode(shared, &request.user, peer.as_deref()).await {
+    let session_deadline = match auth::remaining(&identity) {
+        Some(left) if left.is_zero() => return fatal(&mut stream, token_expired()).await,
+        Some(left) => Some(forward::Deadline {
+            at: tokio::time::Instant::now() + left,
+            error: token_expired(),
+        }),
+        None => None,
+    };
+    let mode = match session_mode(shared, identity, peer.as_deref()).await {
         Ok(m) => m,
         Err(e) => return fatal(&mut stream, e).await,
     };
@@ -177,7 +193,7 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         .map(|(_, v)| v.as_str());
     let hook = Hook::new(
         mode,
-        &request.user,
+        &login,
         search_path,
         shared.catalog.clone(),
         shared.control.clone(),
@@ -194,11 +210,11 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         }
     };
 
-    let checkout = match shared.pool.checkout(&request.user, &request.settings).await {
+    let checkout = match shared.pool.checkout(&login, &request.settings).await {
         Ok(c) => c,
         Err(e) => return fatal(&mut stream, pool_failure(e)).await,
     };
-    tracing::info!(user = %request.user, "session started");
+    tracing::info!(user = %login, "session started");
 
     let Checkout { conn, params, slot } = checkout;
     let key = shared.cancels.register(&conn);
@@ -211,7 +227,7 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
     for (name, value) in &params {
         let value = match name.as_str() {
             "application_name" => own_app_name,
-            _ => client_parameter(name, value, &request.user),
+            _ => client_parameter(name, value, &login),
         };
         backend::parameter_status(&mut out, name, value);
     }
@@ -229,16 +245,16 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
     let ended = forward::run(
         stream,
         upstream_stream,
-        &request.user,
+        &login,
         &shared.config,
         &mut hook,
         upstream_fields,
         shared.shutdown.clone(),
-        None,
+        session_deadline,
     )
     .await;
     shared.cancels.unregister(key.process_id);
-    tracing::info!(user = %request.user, "session ended");
+    tracing::info!(user = %login, "session ended");
     match ended {
         Ok(Ended {
             upstream: Some(s),
@@ -262,14 +278,28 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
     Ok(())
 }
 
+fn token_expired() -> PgError {
+    PgError::fatal(code::INVALID_AUTHORIZATION, "token expired")
+}
+
 /// Bypass for BYPASSPOLICY roles; otherwise the session's effective roles
-/// and globals, resolved now on the service connection.
-async fn session_mode(shared: &Shared, user: &str, peer: Option<&str>) -> Result<Mode, PgError> {
-    if shared.policies.bypass_policy(user) {
+/// and globals, resolved now on the service connection. The policy files'
+/// `user_id`, `groups` and `roles` globals extend the identity first (see
+/// [`crate::globals`] for the order).
+async fn session_mode(
+    shared: &Shared,
+    mut identity: crate::auth::Identity,
+    peer: Option<&str>,
+) -> Result<Mode, PgError> {
+    let policies = &shared.policies;
+    let user = identity.login.clone();
+    let user = user.as_str();
+    let mut roles = identity.effective_roles(policies);
+    let dynamic = crate::globals::has_identity_globals(policies);
+    if !dynamic && identity.bypasses_policies(policies, &roles) {
         tracing::info!(user, "session bypasses policies (BYPASSPOLICY)");
         return Ok(Mode::Bypass);
     }
-    let roles = shared.policies.effective_roles(user);
     let client = shared.control.client().await.map_err(|e| {
         tracing::warn!("control connection failed: {e}");
         PgError::fatal(
@@ -277,7 +307,16 @@ async fn session_mode(shared: &Shared, user: &str, peer: Option<&str>) -> Result
             "the upstream database is unavailable",
         )
     })?;
-    let values = crate::globals::resolve(&shared.policies, user, &roles, peer, &client).await?;
+    if dynamic {
+        roles =
+            crate::globals::extend_identity(policies, &mut identity, roles, peer, &client).await?;
+        if identity.bypasses_policies(policies, &roles) {
+            tracing::info!(user, "session bypasses policies (BYPASSPOLICY)");
+            return Ok(Mode::Bypass);
+        }
+    }
+    let values =
+        crate::globals::resolve_identity(policies, &identity, &roles, peer, &client).await?;
     let context: Arc<str> = Arc::from(format!("{user}\u{0}{roles:?}\u{0}{values:?}"));
     Ok(Mode::Policy {
         access: Arc::new(policy::SessionPolicy::new(
