@@ -21,6 +21,7 @@ mod harness;
 mod hidden_columns;
 mod identity;
 mod identity_core;
+mod identity_tokens;
 mod policy_reads;
 mod pool;
 mod protocol;
