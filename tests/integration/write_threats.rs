@@ -1,0 +1,645 @@
+//! THREATS.md's write rows, attacked through pgward as alice on the demo
+//! data set: whole-row use of write targets, RETURNING, write oracles, ON
+//! CONFLICT, error fields of a CHECK failure on UPDATE, and the accepted
+//! existence oracle of a unique violation. Each attack comes in several
+//! spellings (quoting, case, schema qualification, aliases), and every
+//! message the client receives (rows, column names, command tags, error and
+//! notice fields) is searched for values alice may not see; the database is
+//! read afterwards on a superuser connection.
+//!
+//! The demo policies get two grants more, so that DELETE and writes to
+//! `employees` can be attacked too: sales reps may DELETE their orders, and
+//! INSERT (id, login, name, department_id) and UPDATE (name) employees.
+
+use tokio_postgres::Client;
+
+use crate::harness::{Pgward, PgwardOptions, TestDb};
+use crate::policy_reads::{demo_db, demo_policies};
+use crate::writes::{Reply, Wire, assert_hidden, fingerprint, tail};
+
+const EXTRA_GRANTS: &str = "
+GRANT DELETE ON orders TO sales_rep;
+GRANT INSERT (id, login, name, department_id), UPDATE (name) ON employees TO sales_rep;
+";
+
+/// Values of the demo data alice may never receive: SSNs, salaries, every
+/// margin, notes and amounts of orders she cannot see (other reps' and her
+/// archived one), credit limits.
+const HIDDEN: &[&str] = &[
+    "111-11-1111",
+    "222-22-2222",
+    "333-33-3333",
+    "444-44-4444",
+    "85000.00",
+    "72000.00",
+    "91000.00",
+    "120000.00",
+    "18.50",
+    "15.75",
+    "12.40",
+    "25.10",
+    "17.30",
+    "10.90",
+    "19.60",
+    "14.20",
+    "Closed out last quarter",
+    "Follow up in March",
+    "Includes installation",
+    "Multi-site rollout",
+    "Cancelled by customer",
+    "Net 60 terms",
+    "Priority account",
+    "2250.00",
+    "1875.50",
+    "5200.00",
+    "3325.00",
+    "9800.00",
+    "410.25",
+    "760.00",
+    "980.00",
+    "50000.00",
+    "75000.00",
+    "100000.00",
+];
+
+const TABLES: &[&str] = &["orders", "employees"];
+
+/// The visible columns of orders, in table order.
+const ORDER_COLUMNS: &[&str] = &[
+    "id",
+    "customer_id",
+    "salesrep_id",
+    "amount",
+    "notes",
+    "status",
+];
+
+struct Demo {
+    // Dropped last: the database outlives pgward.
+    pgward: Pgward,
+    su: Client,
+    alice: Wire,
+    base: String,
+    db: TestDb,
+}
+
+impl Demo {
+    async fn start(label: &str) -> anyhow::Result<Demo> {
+        let db = demo_db(label).await?;
+        let su = db.superuser().await?;
+        su.batch_execute(
+            "ALTER TABLE orders ADD CONSTRAINT amount_small CHECK (amount < 100000);
+             ALTER TABLE orders ALTER status SET NOT NULL;
+             CREATE TABLE orders_base AS SELECT * FROM orders;
+             CREATE TABLE employees_base AS SELECT * FROM employees;",
+        )
+        .await?;
+        let policies = format!("{}\n{EXTRA_GRANTS}", demo_policies()?);
+        let pgward = db
+            .start_pgward(PgwardOptions::with_policies(&policies))
+            .await?;
+        let alice = Wire::login(pgward.port(), "alice", "alice", db.name()).await?;
+        let (base, _) = fingerprint(&su, TABLES).await?;
+        Ok(Demo {
+            pgward,
+            su,
+            alice,
+            base,
+            db,
+        })
+    }
+
+    async fn reset(&self) -> anyhow::Result<()> {
+        self.su
+            .batch_execute(
+                "BEGIN; DELETE FROM orders; INSERT INTO orders SELECT * FROM orders_base;
+                 DELETE FROM employees; INSERT INTO employees SELECT * FROM employees_base; COMMIT",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Runs `sql` as alice, checks that no hidden value came back.
+    async fn attack(&mut self, sql: &str) -> anyhow::Result<Reply> {
+        let reply = self.alice.run(sql).await?;
+        assert_hidden(sql, &reply, HIDDEN);
+        Ok(reply)
+    }
+
+    /// An attack pgward must refuse with one of `codes`, writing nothing.
+    async fn refused(&mut self, sql: &str, codes: &[&str]) -> anyhow::Result<Reply> {
+        let reply = self.attack(sql).await?;
+        assert!(
+            reply.code().is_some_and(|c| codes.contains(&c)),
+            "{sql}: wanted one of {codes:?}, got {reply:#?}\npgward's log:\n{}",
+            tail(&self.pgward.log())
+        );
+        assert!(reply.rows.is_empty(), "{sql}: {reply:#?}");
+        self.unchanged(sql).await?;
+        Ok(reply)
+    }
+
+    /// An attack that runs: the command tag must be `tag`.
+    async fn allowed(&mut self, sql: &str, tag: &str) -> anyhow::Result<Reply> {
+        let reply = self.attack(sql).await?;
+        assert_eq!(
+            reply.outcome(),
+            tag,
+            "{sql}: {reply:#?}\npgward's log:\n{}",
+            tail(&self.pgward.log())
+        );
+        Ok(reply)
+    }
+
+    async fn unchanged(&self, sql: &str) -> anyhow::Result<()> {
+        let (md5, rows) = fingerprint(&self.su, TABLES).await?;
+        assert_eq!(md5, self.base, "{sql} changed the database:\n{rows}");
+        Ok(())
+    }
+
+    async fn amounts(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .su
+            .query("SELECT amount::text FROM orders ORDER BY id", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+}
+
+const DENIED: &[&str] = &["42501"];
+const REFUSED: &[&str] = &["42501", "0A000"];
+
+#[tokio::test]
+async fn whole_row_use_of_a_write_target_is_refused() -> anyhow::Result<()> {
+    let mut d = Demo::start("write_threats_whole_row").await?;
+    for sql in [
+        "UPDATE orders o SET notes = notes WHERE margin(o) > 12 RETURNING o, row_to_json(o)->>'margin'",
+        "UPDATE orders o SET notes = notes WHERE margin(o) > 12",
+        "UPDATE orders o SET notes = notes WHERE \"margin\"(\"o\") > 12",
+        "UPDATE orders o SET notes = notes RETURNING o",
+        "UPDATE orders AS o SET notes = notes RETURNING row_to_json(o)",
+        "update ORDERS o set NOTES = NOTES returning TO_JSONB(O)",
+        "UPDATE public.orders o SET notes = o::text WHERE id = 1",
+        "UPDATE \"public\".\"orders\" \"o\" SET \"notes\" = CAST(\"o\" AS text) WHERE \"id\" = 1",
+        "UPDATE orders SET notes = orders::text WHERE id = 1",
+        "UPDATE orders SET notes = notes WHERE (orders).margin > 12",
+        "UPDATE orders o SET notes = notes WHERE (o).margin > 12",
+        "UPDATE orders o SET notes = notes WHERE (o.*).margin > 12",
+        "UPDATE orders o SET notes = notes WHERE o::text LIKE '%18.5%'",
+        "UPDATE orders o SET notes = notes WHERE row_to_json(o)->>'margin' > '12'",
+        "UPDATE orders o SET notes = (SELECT o::text) WHERE id = 1",
+        "UPDATE orders o SET notes = notes WHERE id = 1 RETURNING to_jsonb(o.*)",
+        "UPDATE orders o SET notes = notes FROM customers c WHERE c.id = o.customer_id AND o::text <> c::text",
+        "DELETE FROM orders o WHERE o::text LIKE '%18.5%'",
+        "DELETE FROM orders o WHERE id = 1 RETURNING o",
+        "DELETE FROM public.orders AS \"O\" WHERE \"O\".id = 1 RETURNING row_to_json(\"O\")",
+        "INSERT INTO orders AS o (id, customer_id, salesrep_id, amount, status) VALUES (1, 1, 1, 1, 'open') \
+         ON CONFLICT (id) DO UPDATE SET notes = o::text",
+        "INSERT INTO orders AS o (id, customer_id, salesrep_id, amount, status) VALUES (1, 1, 1, 1, 'open') \
+         ON CONFLICT (id) DO UPDATE SET notes = o.notes RETURNING o",
+        "INSERT INTO orders AS o (id, customer_id, salesrep_id, amount, status) VALUES (1, 1, 1, 1, 'open') \
+         ON CONFLICT (id) DO UPDATE SET notes = o.notes WHERE margin(o) > 12",
+        "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES (1, 1, 1, 1, 'open') \
+         ON CONFLICT (id) DO UPDATE SET notes = orders.notes RETURNING to_jsonb(orders)",
+        "WITH u AS (UPDATE orders o SET notes = notes WHERE id = 1 RETURNING o) SELECT * FROM u",
+        "WITH u AS (UPDATE orders o SET notes = notes WHERE id = 1 RETURNING o::text AS t) SELECT t FROM u",
+    ] {
+        d.refused(sql, REFUSED).await?;
+    }
+
+    // `RETURNING o.*` lists columns: refused, or only the visible ones.
+    for sql in [
+        "UPDATE orders o SET notes = notes WHERE id = 1 RETURNING o.*",
+        "UPDATE orders o SET notes = notes WHERE id = 1 RETURNING (o).*",
+        "WITH u AS (UPDATE orders o SET notes = notes WHERE id = 1 RETURNING o.*) SELECT u::text FROM u",
+    ] {
+        let reply = d.attack(sql).await?;
+        if reply.code().is_none() {
+            assert!(
+                !reply.columns.iter().any(|c| c == "margin"),
+                "{sql}: {reply:#?}"
+            );
+        }
+        d.unchanged(sql).await?;
+    }
+
+    // The alias itself is fine, and SET right-hand sides are reads: the
+    // subquery sees only alice's orders (max 3100.00, not carol's 9800.00).
+    let reply = d
+        .allowed(
+            "UPDATE orders o SET notes = o.notes WHERE o.id = 1 RETURNING o.id, o.notes",
+            "UPDATE 1",
+        )
+        .await?;
+    assert_eq!(reply.rows, ["1|Annual license renewal"]);
+    d.unchanged("UPDATE … SET notes = o.notes").await?;
+    d.refused(
+        "UPDATE orders SET notes = margin::text WHERE id = 1",
+        DENIED,
+    )
+    .await?;
+    d.refused(
+        "UPDATE orders SET notes = (SELECT x.margin FROM orders x WHERE x.id = 1)::text WHERE id = 1",
+        DENIED,
+    )
+    .await?;
+    d.allowed(
+        "UPDATE orders SET amount = (SELECT max(amount) FROM orders)",
+        "UPDATE 3",
+    )
+    .await?;
+    let amounts = d.amounts().await?;
+    assert_eq!(&amounts[..4], ["3100.00", "3100.00", "3100.00", "980.00"]);
+    assert_eq!(amounts[11], "9800.00");
+    d.reset().await?;
+    d.allowed(
+        "UPDATE orders SET amount = (SELECT count(*) FROM orders o2 WHERE o2.salesrep_id <> 1)",
+        "UPDATE 3",
+    )
+    .await?;
+    assert_eq!(&d.amounts().await?[..3], ["0.00", "0.00", "0.00"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn returning_follows_select_rules() -> anyhow::Result<()> {
+    let mut d = Demo::start("write_threats_returning").await?;
+    for sql in [
+        "UPDATE orders SET amount = amount RETURNING margin",
+        "UPDATE orders SET amount = amount RETURNING \"margin\"",
+        "UPDATE orders SET amount = amount RETURNING orders.margin",
+        "UPDATE orders SET amount = amount RETURNING public.orders.margin",
+        "update ORDERS O set AMOUNT = AMOUNT returning O.MARGIN",
+        "UPDATE orders SET amount = amount RETURNING margin * 1 AS m",
+        "UPDATE orders SET amount = amount RETURNING (SELECT margin)",
+        "UPDATE orders SET amount = amount RETURNING id, margin",
+        "UPDATE orders SET amount = amount WHERE id = 1 RETURNING (SELECT max(margin) FROM orders)",
+        "UPDATE orders SET amount = amount WHERE id = 1 RETURNING (SELECT x.notes FROM orders x WHERE x.id = 8)::text || margin",
+        "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES (101, 1, 1, 5, 'open') RETURNING margin",
+        "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES (101, 1, 1, 5, 'open') RETURNING id, \"margin\"",
+        "DELETE FROM orders WHERE id = 1 RETURNING margin",
+        "DELETE FROM orders o WHERE o.id = 1 RETURNING o.margin",
+        "UPDATE employees SET name = name WHERE id = 1 RETURNING ssn",
+        "UPDATE employees e SET name = e.name RETURNING e.salary",
+        "WITH u AS (UPDATE orders SET amount = amount RETURNING margin) SELECT 1 FROM u",
+    ] {
+        d.refused(sql, DENIED).await?;
+    }
+
+    // RETURNING * shows the visible columns only.
+    let reply = d
+        .allowed("DELETE FROM orders WHERE id = 3 RETURNING *", "DELETE 1")
+        .await?;
+    assert_eq!(reply.columns, ORDER_COLUMNS);
+    assert_eq!(reply.rows, ["3|5|1|3100.00|Bulk discount applied|open"]);
+    let n: i64 =
+        d.su.query_one("SELECT count(*) FROM orders WHERE id = 3", &[])
+            .await?
+            .get(0);
+    assert_eq!(n, 0);
+    d.reset().await?;
+    for (sql, tag) in [
+        // bob's order and her own archived one: not hers to see.
+        ("DELETE FROM orders WHERE id = 5 RETURNING *", "DELETE 0"),
+        ("DELETE FROM orders WHERE id = 4 RETURNING *", "DELETE 0"),
+        ("DELETE FROM orders WHERE id > 3 RETURNING *", "DELETE 0"),
+    ] {
+        let reply = d.allowed(sql, tag).await?;
+        assert!(reply.rows.is_empty(), "{sql}: {reply:#?}");
+        d.unchanged(sql).await?;
+    }
+    let reply = d
+        .allowed(
+            "UPDATE public.\"orders\" SET status = status WHERE id = 1 RETURNING *",
+            "UPDATE 1",
+        )
+        .await?;
+    assert_eq!(reply.columns, ORDER_COLUMNS);
+    assert_eq!(reply.rows, ["1|1|1|1200.00|Annual license renewal|open"]);
+    let reply = d
+        .allowed(
+            "insert into ORDERS (id, customer_id, salesrep_id, amount, margin, status) \
+             values (101, 1, 1, 5, 33.30, 'open') returning *",
+            "INSERT 0 1",
+        )
+        .await?;
+    assert_eq!(reply.columns, ORDER_COLUMNS);
+    assert_eq!(reply.rows, ["101|1|1|5.00|NULL|open"]);
+    d.reset().await?;
+    let reply = d
+        .allowed("UPDATE employees SET name = name RETURNING *", "UPDATE 4")
+        .await?;
+    assert_eq!(reply.columns, ["id", "login", "name", "department_id"]);
+    d.unchanged("UPDATE employees SET name = name").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn write_oracles_follow_select_rules() -> anyhow::Result<()> {
+    let mut d = Demo::start("write_threats_oracles").await?;
+    for sql in [
+        "UPDATE orders SET notes = notes WHERE margin > 30",
+        "UPDATE orders SET notes = notes WHERE \"margin\" > 30",
+        "UPDATE orders SET notes = notes WHERE orders.margin > 30",
+        "UPDATE public.orders SET notes = notes WHERE public.orders.margin > 30",
+        "update Orders o set Notes = Notes where O.Margin > 30",
+        "UPDATE orders SET notes = notes WHERE id IN (SELECT id FROM orders WHERE margin > 30)",
+        "UPDATE orders SET notes = notes WHERE EXISTS (SELECT 1 FROM orders x WHERE x.margin > 30 AND x.id = orders.id)",
+        "UPDATE orders SET notes = notes WHERE margin BETWEEN 10 AND 20 OR id = 1",
+        "UPDATE orders o SET notes = notes FROM employees e WHERE e.salary > 80000",
+        "UPDATE orders o SET notes = notes FROM employees e WHERE e.id = o.salesrep_id AND e.ssn LIKE '1%'",
+        "UPDATE orders SET notes = notes WHERE customer_id IN (SELECT id FROM customers WHERE credit_limit > 60000)",
+        "UPDATE orders SET notes = notes WHERE id = (SELECT id FROM departments LIMIT 1)",
+        "DELETE FROM orders WHERE margin > 30",
+        "DELETE FROM orders o WHERE o.\"margin\" > 30",
+        "DELETE FROM orders o USING employees e WHERE e.salary > 80000 AND e.id = o.salesrep_id",
+        "WITH u AS (UPDATE orders SET notes = notes WHERE margin > 30 RETURNING id) SELECT count(*) FROM u",
+        "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) \
+         SELECT 200 + id, 1, 1, 1, 'open' FROM orders WHERE margin > 30",
+    ] {
+        let reply = d.refused(sql, REFUSED).await?;
+        assert!(
+            reply.tags.is_empty(),
+            "{sql}: a command tag came back: {reply:#?}"
+        );
+    }
+
+    // Row counts count only rows alice may see: bob's, carol's and her
+    // archived order never add to them.
+    for (sql, tag) in [
+        ("UPDATE orders SET notes = notes WHERE id = 5", "UPDATE 0"),
+        ("UPDATE orders SET notes = notes WHERE id = 4", "UPDATE 0"),
+        ("UPDATE orders SET notes = notes WHERE id > 0", "UPDATE 3"),
+        (
+            "UPDATE orders SET notes = notes WHERE amount > 5000",
+            "UPDATE 0",
+        ),
+        (
+            "UPDATE orders SET notes = notes WHERE EXISTS (SELECT 1 FROM orders x WHERE x.id = 8)",
+            "UPDATE 0",
+        ),
+        (
+            "UPDATE orders SET notes = notes WHERE (SELECT count(*) FROM orders) = 12",
+            "UPDATE 0",
+        ),
+        (
+            "UPDATE orders SET notes = notes WHERE (SELECT count(*) FROM orders) = 3",
+            "UPDATE 3",
+        ),
+        (
+            "UPDATE orders o SET notes = o.notes FROM orders x WHERE x.salesrep_id = 3 AND x.id = o.id",
+            "UPDATE 0",
+        ),
+        // A division that fails only on a hidden row (bob's 2250.00): the
+        // policy filter runs first, so the statement never meets that row.
+        (
+            "UPDATE orders SET notes = notes WHERE 1 / (amount - 2250) > 0",
+            "UPDATE 1",
+        ),
+        (
+            "DELETE FROM orders WHERE 1 / (amount - 9800) < 0 AND amount > 100000",
+            "DELETE 0",
+        ),
+        ("DELETE FROM orders WHERE id IN (5, 8, 4)", "DELETE 0"),
+        ("DELETE FROM orders WHERE amount = 980", "DELETE 0"),
+    ] {
+        d.allowed(sql, tag).await?;
+        d.unchanged(sql).await?;
+    }
+    // The division probe is a real one: directly, it fails.
+    let direct =
+        d.su.simple_query("UPDATE orders SET notes = notes WHERE 1 / (amount - 2250) > 0")
+            .await;
+    assert!(direct.is_err(), "the probe must fail without pgward");
+    Ok(())
+}
+
+#[tokio::test]
+async fn on_conflict_follows_update_rules() -> anyhow::Result<()> {
+    let mut d = Demo::start("write_threats_on_conflict").await?;
+    let ins = "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES";
+    for sql in [
+        // Carol's order 8 and alice's archived 4: not updatable by alice.
+        format!(
+            "{ins} (8, 3, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET notes = orders.notes RETURNING orders.notes"
+        ),
+        format!(
+            "{ins} (8, 3, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET amount = excluded.amount"
+        ),
+        format!(
+            "{ins} (8, 3, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET amount = orders.amount RETURNING orders.amount"
+        ),
+        format!(
+            "{ins} (4, 1, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET notes = orders.notes RETURNING orders.notes"
+        ),
+        format!(
+            "{ins} (8, 3, 1, 1, 'open') ON CONFLICT ON CONSTRAINT orders_pkey DO UPDATE SET status = 'open'"
+        ),
+        format!(
+            "INSERT INTO public.\"orders\" AS t (id, customer_id, salesrep_id, amount, status) VALUES \
+                 (9, 4, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET notes = t.notes RETURNING t.notes"
+        ),
+    ] {
+        let reply = d.refused(&sql, DENIED).await?;
+        assert!(
+            reply
+                .error
+                .as_ref()
+                .is_some_and(|e| e.message().contains("row-level security")),
+            "{sql}: {reply:#?}"
+        );
+    }
+    for sql in [
+        // Hidden columns in SET, WHERE and RETURNING of DO UPDATE.
+        format!("{ins} (1, 1, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET amount = orders.amount RETURNING orders.margin"),
+        format!("{ins} (1, 1, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET notes = orders.margin::text"),
+        format!("{ins} (1, 1, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET notes = excluded.notes WHERE orders.margin > 0"),
+        format!("INSERT INTO orders AS t (id, customer_id, salesrep_id, amount, status) VALUES (1, 1, 1, 1, 'open') \
+                 ON CONFLICT (id) DO UPDATE SET amount = t.amount RETURNING t.\"margin\""),
+        format!("{ins} (8, 3, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET amount = orders.amount RETURNING orders.margin"),
+        format!("{ins} (1, 1, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET salesrep_id = 3"),
+        // employees: SET x = t.x RETURNING t.ssn
+        "INSERT INTO employees (id, login, name, department_id) VALUES (3, 'x', 'y', 2) \
+         ON CONFLICT (id) DO UPDATE SET name = employees.name RETURNING employees.ssn".to_string(),
+        "INSERT INTO employees AS e (id, login, name, department_id) VALUES (3, 'x', 'y', 2) \
+         ON CONFLICT (id) DO UPDATE SET name = e.name RETURNING e.salary"
+            .to_string(),
+        "insert into EMPLOYEES as E (ID, LOGIN, NAME, DEPARTMENT_ID) values (3, 'x', 'y', 2) \
+         on conflict (ID) do update set NAME = E.SSN"
+            .to_string(),
+        "INSERT INTO public.employees AS e (id, login, name, department_id) VALUES (3, 'x', 'y', 2) \
+         ON CONFLICT (id) DO UPDATE SET name = e.name WHERE e.salary > 90000"
+            .to_string(),
+        "INSERT INTO employees AS e (id, login, name, department_id) VALUES (3, 'x', 'y', 2) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name RETURNING *, e.ssn"
+            .to_string(),
+    ] {
+        d.refused(&sql, DENIED).await?;
+    }
+
+    // DO NOTHING on a row she cannot see: nothing happens, INSERT 0 0.
+    for sql in [
+        format!("{ins} (8, 3, 1, 1, 'open') ON CONFLICT (id) DO NOTHING"),
+        format!("{ins} (8, 3, 1, 1, 'open') ON CONFLICT DO NOTHING RETURNING *"),
+    ] {
+        let reply = d.allowed(&sql, "INSERT 0 0").await?;
+        assert!(reply.rows.is_empty());
+        d.unchanged(&sql).await?;
+    }
+    // Her own row: DO UPDATE works, RETURNING shows visible columns.
+    let reply = d
+        .allowed(
+            &format!("{ins} (1, 1, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET notes = 'upserted' RETURNING *"),
+            "INSERT 0 1",
+        )
+        .await?;
+    assert_eq!(reply.columns, ORDER_COLUMNS);
+    assert_eq!(reply.rows, ["1|1|1|1200.00|upserted|open"]);
+    let notes: String =
+        d.su.query_one("SELECT notes FROM orders WHERE id = 1", &[])
+            .await?
+            .get(0);
+    assert_eq!(notes, "upserted");
+    d.reset().await?;
+    // employees: SET name = e.name on carol's row (unpoliced for UPDATE).
+    let reply = d
+        .allowed(
+            "INSERT INTO employees AS e (id, login, name, department_id) VALUES (3, 'x', 'y', 2) \
+             ON CONFLICT (id) DO UPDATE SET name = e.name RETURNING e.id, e.name",
+            "INSERT 0 1",
+        )
+        .await?;
+    assert_eq!(reply.rows, ["3|Carol Chen"]);
+    d.unchanged("ON CONFLICT … SET name = e.name").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn check_failure_on_update_does_not_quote_the_row() -> anyhow::Result<()> {
+    let mut d = Demo::start("write_threats_check_detail").await?;
+    // The probe is real: directly, the error's DETAIL quotes the hidden
+    // margin and the archived note.
+    let direct =
+        d.su.simple_query("UPDATE orders SET amount = 200000 WHERE id = 1")
+            .await
+            .err()
+            .and_then(|e| e.as_db_error().and_then(|e| e.detail().map(str::to_string)))
+            .unwrap_or_default();
+    assert!(direct.contains("18.50"), "{direct}");
+
+    for (sql, code) in [
+        ("UPDATE orders SET amount = 200000 WHERE id = 1", "23514"),
+        (
+            "UPDATE orders SET amount = amount * 1000 WHERE id = 1",
+            "23514",
+        ),
+        ("update ORDERS set AMOUNT = 1e6 where ID = 3", "23514"),
+        (
+            "UPDATE public.\"orders\" AS o SET \"amount\" = 500000 FROM customers c \
+          WHERE c.id = o.customer_id AND o.id = 2",
+            "23514",
+        ),
+        ("UPDATE orders SET amount = 200000", "23514"),
+        (
+            "WITH u AS (UPDATE orders SET amount = 200000 WHERE id = 1 RETURNING id) SELECT * FROM u",
+            "23514",
+        ),
+        (
+            "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES (1, 1, 1, 1, 'open') \
+          ON CONFLICT (id) DO UPDATE SET amount = 999999",
+            "23514",
+        ),
+        ("UPDATE orders SET status = NULL WHERE id = 1", "23502"),
+    ] {
+        let reply = d.attack(sql).await?;
+        assert_eq!(reply.outcome(), code, "{sql}: {reply:#?}");
+        if let Some(e) = &reply.error {
+            let fields: Vec<char> = e.0.keys().map(|&k| k as char).collect();
+            assert!(
+                fields.iter().all(|k| "SVCMH".contains(*k)),
+                "{sql}: fields {fields:?} reached the client: {e:?}"
+            );
+        }
+        d.unchanged(sql).await?;
+    }
+
+    // psql with every field shown: no DETAIL, no row.
+    let conn = d.pgward.conn_string("alice", "alice", d.db.name());
+    let out = tokio::process::Command::new("psql")
+        .arg(&conn)
+        .args(["-X", "-v", "VERBOSITY=verbose"])
+        .args(["-c", "UPDATE orders SET amount = 200000 WHERE id = 1"])
+        .output()
+        .await?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("23514"), "{text}");
+    assert!(
+        !text.contains("DETAIL") && !text.contains("Failing row"),
+        "{text}"
+    );
+    for h in HIDDEN {
+        assert!(!text.contains(h), "{h} in {text}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn unique_violation_reveals_existence_only() -> anyhow::Result<()> {
+    let mut d = Demo::start("write_threats_existence").await?;
+    for (sql, constraint) in [
+        (
+            "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES (8, 1, 1, 10, 'open')",
+            "orders_pkey",
+        ),
+        (
+            "insert into public.ORDERS (ID, CUSTOMER_ID, SALESREP_ID, AMOUNT, STATUS) values (101, 1, 1, 10, 'open'), (9, 1, 1, 10, 'open')",
+            "orders_pkey",
+        ),
+        (
+            "INSERT INTO \"orders\" (id, customer_id, salesrep_id, amount, status) SELECT 10 + g, 1, 1, 10, 'open' FROM generate_series(0, 2) g",
+            "orders_pkey",
+        ),
+        (
+            "WITH i AS (INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES (12, 1, 1, 1, 'open') RETURNING id) SELECT * FROM i",
+            "orders_pkey",
+        ),
+        (
+            "INSERT INTO employees (id, login, name, department_id) VALUES (9, 'carol', 'X', 1)",
+            "employees_login_key",
+        ),
+        (
+            "INSERT INTO employees AS e (id, login, name, department_id) VALUES (3, 'x', 'y', 2)",
+            "employees_pkey",
+        ),
+    ] {
+        let reply = d.attack(sql).await?;
+        let e = reply
+            .error
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("{sql}: no error: {reply:#?}"))?;
+        assert_eq!(e.code(), "23505", "{sql}: {e:?}");
+        assert_eq!(
+            e.message(),
+            format!("duplicate key value violates unique constraint \"{constraint}\""),
+            "{sql}"
+        );
+        let fields: Vec<char> = e.0.keys().map(|&k| k as char).collect();
+        assert!(
+            fields.iter().all(|k| "SVCMH".contains(*k)),
+            "{sql}: fields {fields:?} reached the client: {e:?}"
+        );
+        assert!(
+            !reply.all.contains("already exists") && !reply.all.contains("Key ("),
+            "{reply:#?}"
+        );
+        assert!(reply.tags.is_empty() && reply.rows.is_empty(), "{reply:#?}");
+        d.unchanged(sql).await?;
+    }
+    Ok(())
+}
