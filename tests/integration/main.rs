@@ -32,3 +32,6 @@ mod streaming;
 mod threats;
 mod tls;
 mod upstream;
+mod write_clients;
+mod write_threats;
+mod writes;
