@@ -23,7 +23,9 @@
 //! pass an upstream error or notice field outside [`KEPT_FIELDS`] to a
 //! policy-bound client.
 
-use std::collections::{HashSet, VecDeque};
+mod shaping;
+
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,11 +38,18 @@ use crate::config::Config;
 use crate::error::{PgError, code};
 use crate::net::Stream;
 use crate::statement::Origin;
-use crate::statement::hook::Hook;
+use crate::statement::hook::{Hook, Shape};
+
+use self::shaping::{Action, Expect, Expectations, Shaper, Verdict};
 use crate::wire::io::{Header, WireError, copy_body, read_body, read_header, skip_body};
 use crate::wire::{MAX_STREAMED_LEN, backend, frontend};
 
 const BUFFER: usize = 64 * 1024;
+
+/// PostgreSQL's limit for the messages that carry only names and counts
+/// (Describe, Execute, Close): `PQ_SMALL_MESSAGE_LIMIT` in
+/// `src/include/libpq/libpq.h`.
+const SMALL_MESSAGE_LIMIT: usize = 10_000;
 
 /// What the upstream's ErrorResponse and NoticeResponse messages may show
 /// the client.
@@ -81,15 +90,6 @@ struct Pending {
 
 type PendingQueue = Arc<Mutex<VecDeque<Pending>>>;
 
-/// A result whose CommandComplete the client must see tagged `SHOW`: the
-/// `ordinal`-th completion (statement of a Query, or Execute) of
-/// ReadyForQuery cycle `cycle`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ShowTag {
-    cycle: u64,
-    ordinal: u64,
-}
-
 enum ClientEnd {
     /// Terminate or a closed socket.
     Closed,
@@ -122,8 +122,8 @@ struct Progress {
     unsynced: AtomicBool,
     /// Transaction status of the last ReadyForQuery.
     status: AtomicU8,
-    /// Results to be tagged `SHOW`, in the order they will arrive.
-    shows: Mutex<VecDeque<ShowTag>>,
+    /// Answers to reshape, in the order they will arrive.
+    expectations: Expectations,
     /// The ReadyForQuery cycle of a Sync pgward sent itself (0: none): its
     /// ReadyForQuery is not the client's.
     own_sync: AtomicU64,
@@ -210,9 +210,9 @@ pub trait Secure {
         parameter_types: &[u32],
     ) -> impl Future<Output = Result<Vec<u8>, PgError>> + Send;
 
-    /// Positions of the statements of the text last secured whose result
-    /// the client must see tagged `SHOW`.
-    fn shows(&self) -> &[usize];
+    /// The statements of the text last secured whose result the client
+    /// must see in another shape, by position, in order.
+    fn shapes(&self) -> &[(usize, Shape)];
 }
 
 impl Secure for Hook {
@@ -225,8 +225,8 @@ impl Secure for Hook {
         Hook::secure_typed(self, sql, origin, parameter_types)
     }
 
-    fn shows(&self) -> &[usize] {
-        Hook::shows(self)
+    fn shapes(&self) -> &[(usize, Shape)] {
+        Hook::shapes(self)
     }
 }
 
@@ -332,11 +332,11 @@ where
     let mut cycle: u64 = 0;
     // After a refused extended-protocol message, skip to Sync as PostgreSQL does.
     let mut skipping = false;
-    // Completions (Query statements, Executes) sent in the current cycle,
-    // and the prepared statements and portals that answer SHOW search_path.
-    let mut ordinal: u64 = 0;
-    let mut show_statements: HashSet<Vec<u8>> = HashSet::new();
-    let mut show_portals: HashSet<Vec<u8>> = HashSet::new();
+    // Messages the upstream answers (Parse, Bind, Describe, Execute,
+    // Close) sent in the current cycle, and the prepared statements and
+    // portals whose results are reshaped.
+    let mut message: u64 = 0;
+    let mut shaped = Shaped::default();
     let mut out = BytesMut::new();
     macro_rules! refuse_fatal {
         ($err:expr) => {{
@@ -399,7 +399,6 @@ where
                 };
                 out.clear();
                 let outcome = if header.tag == b'Q' {
-                    ordinal = 0;
                     cycle += 1;
                     progress.sent.store(cycle, Ordering::Release);
                     progress.unsynced.store(false, Ordering::Release);
@@ -411,22 +410,28 @@ where
                 match outcome {
                     Ok(()) if header.tag == b'Q' => {
                         // A Query ends the unnamed statement and portal.
-                        show_statements.remove(&b""[..]);
-                        show_portals.remove(&b""[..]);
-                        let mut s = lock_shows(&progress.shows);
-                        for &i in hook.shows() {
-                            s.push_back(ShowTag {
+                        shaped.statements.remove(&b""[..]);
+                        shaped.portals.remove(&b""[..]);
+                        for &(statement, shape) in hook.shapes() {
+                            progress.expectations.push(Expect {
                                 cycle: cycle - 1,
-                                ordinal: i as u64,
+                                message,
+                                action: Action::Query {
+                                    statement: statement as u64,
+                                    shape,
+                                },
                             });
                         }
                     }
                     Ok(()) => {
                         if let Some(parse) = frontend::decode_parse(&body) {
-                            if hook.shows().is_empty() {
-                                show_statements.remove(parse.name);
-                            } else {
-                                show_statements.insert(parse.name.to_vec());
+                            match hook.shapes().first() {
+                                Some(&(_, shape)) => {
+                                    shaped.statements.insert(parse.name.to_vec(), shape);
+                                }
+                                None => {
+                                    shaped.statements.remove(parse.name);
+                                }
                             }
                         }
                     }
@@ -446,11 +451,16 @@ where
                         format!("malformed {} message", header.tag as char)
                     )),
                 }
+                if header.tag == b'Q' {
+                    message = 0;
+                } else {
+                    message += 1;
+                }
                 w.write_all(&out).await?;
             }
             b'S' => {
                 skipping = false;
-                ordinal = 0;
+                message = 0;
                 cycle += 1;
                 progress.sent.store(cycle, Ordering::Release);
                 progress.unsynced.store(false, Ordering::Release);
@@ -462,36 +472,46 @@ where
                 w.flush().await?;
                 return Ok(ClientEnd::Closed);
             }
-            // Bind and Execute are looked at only for their names, and only
-            // while a statement answers SHOW search_path.
-            b'B' if !show_statements.is_empty() || !show_portals.is_empty() => {
+            // Bind, Describe, Execute and Close are looked at only while a
+            // prepared statement or portal is reshaped.
+            b'B' if !shaped.is_empty() => {
                 progress.unsynced.store(true, Ordering::Release);
+                message += 1;
                 let (names, rest) = forward_names(r, w, header, 2).await?;
                 copy_or_eof(r, w, rest).await?;
                 if let [portal, statement] = names.as_slice() {
-                    if show_statements.contains(statement) {
-                        show_portals.insert(portal.clone());
-                    } else {
-                        show_portals.remove(portal);
-                    }
+                    shaped.bind(portal, statement);
                 }
             }
-            b'E' => {
+            b'D' | b'E' | b'C' if !shaped.is_empty() => {
                 progress.unsynced.store(true, Ordering::Release);
-                if show_portals.is_empty() {
-                    forward_message(r, w, header).await?;
-                } else {
-                    let (names, rest) = forward_names(r, w, header, 1).await?;
-                    // Queued before the message is complete upstream, so
-                    // before its answer can arrive.
-                    if names.first().is_some_and(|p| show_portals.contains(p)) {
-                        lock_shows(&progress.shows).push_back(ShowTag { cycle, ordinal });
-                    }
-                    copy_or_eof(r, w, rest).await?;
+                let at = (cycle, message);
+                message += 1;
+                // A name and a row count: PostgreSQL refuses longer ones
+                // the same way.
+                if header.body_len > SMALL_MESSAGE_LIMIT {
+                    refuse_fatal!(PgError::fatal(
+                        code::PROTOCOL_VIOLATION,
+                        format!("invalid message length {}", header.body_len)
+                    ))
                 }
-                ordinal += 1;
+                let mut body = match read_body(r, header.body_len).await {
+                    Ok(b) => b,
+                    Err(WireError::Io(e)) => return Err(e),
+                    Err(_) => return Ok(ClientEnd::Closed),
+                };
+                // Queued before the message goes upstream, so before its
+                // answer can arrive.
+                shaped.reshape(header.tag, &mut body, at, &progress.expectations);
+                w.write_all(&header.to_bytes()).await?;
+                w.write_all(&body).await?;
             }
-            b'B' | b'D' | b'C' | b'H' => {
+            b'B' | b'D' | b'E' | b'C' => {
+                progress.unsynced.store(true, Ordering::Release);
+                message += 1;
+                forward_message(r, w, header).await?;
+            }
+            b'H' => {
                 progress.unsynced.store(true, Ordering::Release);
                 forward_message(r, w, header).await?;
             }
@@ -520,6 +540,88 @@ where
 enum Refusal {
     Statement(PgError),
     Malformed,
+}
+
+/// The prepared statements and portals whose results are reshaped, by name.
+#[derive(Default)]
+struct Shaped {
+    statements: HashMap<Vec<u8>, Shape>,
+    portals: HashMap<Vec<u8>, Shape>,
+}
+
+impl Shaped {
+    fn is_empty(&self) -> bool {
+        self.statements.is_empty() && self.portals.is_empty()
+    }
+
+    /// A Bind of `statement` to `portal`: the portal takes its shape.
+    fn bind(&mut self, portal: &[u8], statement: &[u8]) {
+        match self.statements.get(statement) {
+            Some(&shape) => {
+                self.portals.insert(portal.to_vec(), shape);
+            }
+            None => {
+                self.portals.remove(portal);
+            }
+        }
+    }
+
+    /// A Describe, Execute or Close body (message `at` of its cycle):
+    /// queues what its answer needs and lets a Silent portal's Execute run
+    /// without a row limit (PostgreSQL would otherwise suspend the write's
+    /// portal after that many of pgward's check rows, which the client
+    /// never sees). A malformed body is left as it is, for PostgreSQL to
+    /// refuse.
+    fn reshape(
+        &mut self,
+        tag: u8,
+        body: &mut [u8],
+        (cycle, message): (u64, u64),
+        queue: &Expectations,
+    ) {
+        match tag {
+            b'D' | b'C' => {
+                let [kind, rest @ ..] = &*body else { return };
+                let Some(name) = rest.strip_suffix(&[0]) else {
+                    return;
+                };
+                let names = match kind {
+                    b'S' => &mut self.statements,
+                    b'P' => &mut self.portals,
+                    _ => return,
+                };
+                if tag == b'C' {
+                    names.remove(name);
+                } else if names.get(name) == Some(&Shape::Silent) {
+                    queue.push(Expect {
+                        cycle,
+                        message,
+                        action: Action::NoData,
+                    });
+                }
+            }
+            b'E' => {
+                let Some(end) = body.iter().position(|&b| b == 0) else {
+                    return;
+                };
+                if body.len() != end + 5 {
+                    return;
+                }
+                let Some(&shape) = self.portals.get(&body[..end]) else {
+                    return;
+                };
+                queue.push(Expect {
+                    cycle,
+                    message,
+                    action: Action::Execute(shape),
+                });
+                if shape == Shape::Silent {
+                    body[end + 1..].fill(0);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 async fn secure_query<H: Secure>(
@@ -641,27 +743,6 @@ fn lock(p: &PendingQueue) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
     p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn lock_shows(s: &Mutex<VecDeque<ShowTag>>) -> std::sync::MutexGuard<'_, VecDeque<ShowTag>> {
-    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Whether the completion `ordinal` of `cycle` answers SHOW search_path
-/// (entries of earlier cycles are dropped on the way).
-fn take_show(shows: &Mutex<VecDeque<ShowTag>>, cycle: u64, ordinal: u64) -> bool {
-    let mut s = lock_shows(shows);
-    while s
-        .front()
-        .is_some_and(|t| t.cycle < cycle || (t.cycle == cycle && t.ordinal < ordinal))
-    {
-        s.pop_front();
-    }
-    if s.front() == Some(&ShowTag { cycle, ordinal }) {
-        s.pop_front();
-        return true;
-    }
-    false
-}
-
 /// What the upstream → client side shows of the upstream's own messages.
 #[derive(Clone, Copy)]
 struct Shown<'a> {
@@ -688,9 +769,8 @@ where
     W: tokio::io::AsyncWrite + Unpin,
 {
     let mut cycle: u64 = 0;
-    // Completions (CommandComplete, EmptyQueryResponse, PortalSuspended)
-    // received in the current cycle.
-    let mut completions: u64 = 0;
+    // Where the answers stand, for the results to reshape.
+    let mut shaper = Shaper::default();
     let mut upstream_fatal = false;
     let mut shutting_down = *shutdown.borrow();
     let mut expired = false;
@@ -762,6 +842,7 @@ where
                 return crate::session::send_error(w, &err).await.map(|()| false);
             }
         };
+        let verdict = shaper.answer(header.tag, &progress.expectations);
         match header.tag {
             b'S' | b'E' => {
                 let body = match read_body(r, header.body_len).await {
@@ -799,8 +880,6 @@ where
                         p.pop_front();
                     }
                 }
-                lock_shows(&progress.shows).retain(|t| t.cycle > cycle);
-                completions = 0;
                 cycle += 1;
                 let body = match read_body(r, header.body_len).await {
                     Ok(b) => b,
@@ -816,27 +895,42 @@ where
                 }
                 progress.received.store(cycle, Ordering::Release);
             }
-            b'C' | b'I' | b's' => {
-                let show = take_show(&progress.shows, cycle, completions);
-                completions += 1;
-                if show && header.tag == b'C' {
-                    // The answer to SHOW search_path: PostgreSQL's tag.
-                    skip_or_eof(r, header.body_len).await?;
-                    out.clear();
-                    backend::put_message(&mut out, b'C', |b| {
-                        b.put_slice(b"SHOW");
-                        b.put_u8(0);
-                    });
-                    w.write_all(&out).await?;
-                } else {
+            _ => match verdict {
+                Verdict::Pass => {
                     w.write_all(&header.to_bytes()).await?;
                     copy_or_eof(r, w, header.body_len).await?;
                 }
-            }
-            _ => {
-                w.write_all(&header.to_bytes()).await?;
-                copy_or_eof(r, w, header.body_len).await?;
-            }
+                Verdict::Drop => skip_or_eof(r, header.body_len).await?,
+                Verdict::NoData => {
+                    skip_or_eof(r, header.body_len).await?;
+                    out.clear();
+                    backend::put_message(&mut out, b'n', |_| {});
+                    w.write_all(&out).await?;
+                }
+                Verdict::Retag(shape) => {
+                    let body = match read_body(r, header.body_len).await {
+                        Ok(b) => b,
+                        Err(WireError::Io(e)) => return Err(e),
+                        Err(_) => continue,
+                    };
+                    let tag = body.strip_suffix(&[0]).unwrap_or(&body);
+                    out.clear();
+                    match shaping::retag(tag, shape) {
+                        Some(shown) => backend::put_message(&mut out, b'C', |b| {
+                            b.put_slice(&shown);
+                            b.put_u8(0);
+                        }),
+                        None => {
+                            tracing::warn!(
+                                "left the unexpected tag {:?} of a reshaped result as sent",
+                                String::from_utf8_lossy(tag)
+                            );
+                            backend::put_message(&mut out, b'C', |b| b.put_slice(&body));
+                        }
+                    }
+                    w.write_all(&out).await?;
+                }
+            },
         }
         if r.buffer().is_empty() {
             w.flush().await?;
@@ -971,31 +1065,6 @@ mod tests {
         let fields = backend::decode_fields(&out[HEADER_LEN..]).unwrap();
         assert!(fields.contains(&(b'C', &b"42501"[..])));
         assert!(lock(&pending).is_empty());
-    }
-
-    #[test]
-    fn show_tags_match_only_their_completion() {
-        let shows = Mutex::new(VecDeque::from([
-            ShowTag {
-                cycle: 1,
-                ordinal: 1,
-            },
-            ShowTag {
-                cycle: 2,
-                ordinal: 0,
-            },
-        ]));
-        // Cycle 1: the first completion is another statement's.
-        assert!(!take_show(&shows, 1, 0));
-        assert!(take_show(&shows, 1, 1));
-        assert!(!take_show(&shows, 1, 2));
-        // An entry of an earlier cycle that never completed is dropped.
-        lock_shows(&shows).push_front(ShowTag {
-            cycle: 0,
-            ordinal: 5,
-        });
-        assert!(take_show(&shows, 2, 0));
-        assert!(lock_shows(&shows).is_empty());
     }
 
     #[test]

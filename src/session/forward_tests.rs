@@ -11,7 +11,9 @@ use tokio::time::Instant;
 
 use super::{Deadline, Secure, Session, Shown, UpstreamFields, pump};
 use crate::error::PgError;
+use crate::rewrite::WriteTag;
 use crate::statement::Origin;
+use crate::statement::hook::Shape;
 use crate::wire::backend;
 use crate::wire::io::{read_body, read_header};
 
@@ -28,7 +30,7 @@ impl Secure for Verbatim {
         Ok(sql.to_vec())
     }
 
-    fn shows(&self) -> &[usize] {
+    fn shapes(&self) -> &[(usize, Shape)] {
         &[]
     }
 }
@@ -217,6 +219,372 @@ async fn without_a_deadline_an_idle_session_stays_open() {
     upstream.send(b'Z', b"I").await;
     client.expect(b'Z').await;
     client.quiet(Duration::from_millis(200)).await;
+    client.send(b'X', b"").await;
+    assert!(task.await.unwrap().0);
+}
+
+/// Forwards every text as sent, with the shapes scripted for it; a text
+/// starting with `REFUSE` is refused with 42501.
+struct Scripted {
+    scripts: Vec<(&'static str, Vec<(usize, Shape)>)>,
+    last: Vec<(usize, Shape)>,
+}
+
+impl Scripted {
+    fn new(scripts: Vec<(&'static str, Vec<(usize, Shape)>)>) -> Scripted {
+        Scripted {
+            scripts,
+            last: Vec::new(),
+        }
+    }
+}
+
+impl Secure for Scripted {
+    async fn secure_typed(
+        &mut self,
+        sql: &[u8],
+        _origin: Origin,
+        _parameter_types: &[u32],
+    ) -> Result<Vec<u8>, PgError> {
+        self.last.clear();
+        if sql.starts_with(b"REFUSE") {
+            return Err(PgError::error("42501", "permission denied for table t"));
+        }
+        if let Some((_, shapes)) = self.scripts.iter().find(|(s, _)| s.as_bytes() == sql) {
+            self.last.clone_from(shapes);
+        }
+        Ok(sql.to_vec())
+    }
+
+    fn shapes(&self) -> &[(usize, Shape)] {
+        &self.last
+    }
+}
+
+fn cstr(parts: &[&[u8]]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for p in parts {
+        b.extend_from_slice(p);
+        b.push(0);
+    }
+    b
+}
+
+fn parse(name: &str, sql: &str) -> Vec<u8> {
+    let mut b = cstr(&[name.as_bytes(), sql.as_bytes()]);
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b
+}
+
+fn bind(portal: &str, statement: &str) -> Vec<u8> {
+    let mut b = cstr(&[portal.as_bytes(), statement.as_bytes()]);
+    // No parameter formats, no parameters, no result formats.
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    b
+}
+
+fn describe(kind: u8, name: &str) -> Vec<u8> {
+    let mut b = vec![kind];
+    b.extend_from_slice(&cstr(&[name.as_bytes()]));
+    b
+}
+
+fn execute(portal: &str, max_rows: i32) -> Vec<u8> {
+    let mut b = cstr(&[portal.as_bytes()]);
+    b.extend_from_slice(&max_rows.to_be_bytes());
+    b
+}
+
+const INSERT: &str = "INSERT INTO t VALUES (1)";
+const UPDATE: &str = "UPDATE t SET a = 2 RETURNING a";
+
+fn write_scripts() -> Vec<(&'static str, Vec<(usize, Shape)>)> {
+    vec![
+        (
+            "SELECT 1; INSERT INTO t VALUES (1); SELECT 2",
+            vec![(1, Shape::Silent)],
+        ),
+        (INSERT, vec![(0, Shape::Silent)]),
+        (UPDATE, vec![(0, Shape::Tagged(WriteTag::Update))]),
+    ]
+}
+
+/// Sends each message from the upstream.
+async fn answer(upstream: &mut End, messages: &[(u8, &[u8])]) {
+    for (tag, body) in messages {
+        upstream.send(*tag, body).await;
+    }
+}
+
+/// The next messages the client gets, as (tag, body).
+async fn received(client: &mut End, n: usize) -> Vec<(u8, Vec<u8>)> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        let m = tokio::time::timeout(Duration::from_secs(1), client.recv())
+            .await
+            .expect("a message within a second")
+            .expect("a message");
+        got.push(m);
+    }
+    got
+}
+
+fn tags(messages: &[(u8, Vec<u8>)]) -> String {
+    messages.iter().map(|(t, _)| *t as char).collect()
+}
+
+#[tokio::test]
+async fn only_the_silent_statement_of_a_query_loses_its_rows() {
+    let (mut client, mut upstream, task) = start(Scripted::new(write_scripts()), None);
+    let sql = "SELECT 1; INSERT INTO t VALUES (1); SELECT 2";
+    client.send(b'Q', &query(sql)).await;
+    assert_eq!(upstream.expect(b'Q').await, query(sql));
+    let row_description = b"\0\x01a\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0";
+    answer(
+        &mut upstream,
+        &[
+            (b'T', row_description),
+            (b'D', b"\0\x01\0\0\0\x011"),
+            (b'C', b"SELECT 1\0"),
+            // pgward's check rows of the write, one per row written.
+            (b'T', row_description),
+            (b'D', b"\0\x01\0\0\0\x01t"),
+            (b'C', b"INSERT 0 1\0"),
+            (b'T', row_description),
+            (b'D', b"\0\x01\0\0\0\x012"),
+            (b'C', b"SELECT 1\0"),
+            (b'Z', b"I"),
+        ],
+    )
+    .await;
+    let got = received(&mut client, 8).await;
+    assert_eq!(tags(&got), "TDCCTDCZ");
+    assert_eq!(got[1].1, b"\0\x01\0\0\0\x011");
+    assert_eq!(got[3].1, b"INSERT 0 1\0", "the write's own tag");
+    assert_eq!(got[5].1, b"\0\x01\0\0\0\x012");
+    // The next Query is not shaped.
+    client.send(b'Q', &query("SELECT 3")).await;
+    upstream.expect(b'Q').await;
+    answer(
+        &mut upstream,
+        &[
+            (b'T', row_description),
+            (b'D', b"x"),
+            (b'C', b"SELECT 1\0"),
+            (b'Z', b"I"),
+        ],
+    )
+    .await;
+    assert_eq!(tags(&received(&mut client, 4).await), "TDCZ");
+    client.send(b'X', b"").await;
+    assert!(task.await.unwrap().0);
+}
+
+#[tokio::test]
+async fn a_silent_prepared_write_describes_as_no_data_and_runs_unlimited() {
+    let (mut client, mut upstream, task) = start(Scripted::new(write_scripts()), None);
+    client.send(b'P', &parse("w", INSERT)).await;
+    client.send(b'B', &bind("", "w")).await;
+    client.send(b'D', &describe(b'S', "w")).await;
+    client.send(b'D', &describe(b'P', "")).await;
+    client.send(b'E', &execute("", 1)).await;
+    client.send(b'S', b"").await;
+    assert_eq!(upstream.expect(b'P').await, parse("w", INSERT));
+    assert_eq!(upstream.expect(b'B').await, bind("", "w"));
+    upstream.expect(b'D').await;
+    upstream.expect(b'D').await;
+    assert_eq!(
+        upstream.expect(b'E').await,
+        execute("", 0),
+        "max_rows 1 would suspend the write after one check row"
+    );
+    upstream.expect(b'S').await;
+    answer(
+        &mut upstream,
+        &[
+            (b'1', b""),
+            (b'2', b""),
+            (b't', b"\0\0"),
+            (b'T', b"\0\x01ok\0"),
+            (b'T', b"\0\x01ok\0"),
+            (b'D', b"\0\x01\0\0\0\x01t"),
+            (b'D', b"\0\x01\0\0\0\x01t"),
+            (b'C', b"INSERT 0 2\0"),
+            (b'Z', b"I"),
+        ],
+    )
+    .await;
+    let got = received(&mut client, 7).await;
+    assert_eq!(tags(&got), "12tnnCZ");
+    assert_eq!(got[2].1, b"\0\0", "ParameterDescription untouched");
+    assert_eq!(got[5].1, b"INSERT 0 2\0");
+
+    // The same statement again, Executed with a row limit under another
+    // portal, then an unshaped statement through the unnamed portal.
+    client.send(b'B', &bind("p", "w")).await;
+    client.send(b'E', &execute("p", 5)).await;
+    client.send(b'P', &parse("", "SELECT 1")).await;
+    client.send(b'B', &bind("", "")).await;
+    client.send(b'D', &describe(b'P', "")).await;
+    client.send(b'E', &execute("", 5)).await;
+    client.send(b'S', b"").await;
+    upstream.expect(b'B').await;
+    assert_eq!(upstream.expect(b'E').await, execute("p", 0));
+    upstream.expect(b'P').await;
+    upstream.expect(b'B').await;
+    upstream.expect(b'D').await;
+    assert_eq!(upstream.expect(b'E').await, execute("", 5), "untouched");
+    upstream.expect(b'S').await;
+    answer(
+        &mut upstream,
+        &[
+            (b'2', b""),
+            (b'D', b"check"),
+            (b'C', b"INSERT 0 1\0"),
+            (b'1', b""),
+            (b'2', b""),
+            (b'T', b"select"),
+            (b'D', b"row"),
+            (b'C', b"SELECT 1\0"),
+            (b'Z', b"I"),
+        ],
+    )
+    .await;
+    let got = received(&mut client, 8).await;
+    assert_eq!(tags(&got), "2C12TDCZ");
+    assert_eq!(got[4].1, b"select");
+    assert_eq!(got[5].1, b"row");
+    client.send(b'X', b"").await;
+    assert!(task.await.unwrap().0);
+}
+
+#[tokio::test]
+async fn a_tagged_write_keeps_its_rows_and_gets_its_own_tag() {
+    let (mut client, mut upstream, task) = start(Scripted::new(write_scripts()), None);
+    client.send(b'P', &parse("", UPDATE)).await;
+    client.send(b'B', &bind("", "")).await;
+    client.send(b'D', &describe(b'P', "")).await;
+    client.send(b'E', &execute("", 0)).await;
+    client.send(b'S', b"").await;
+    for tag in *b"PBDES" {
+        upstream.expect(tag).await;
+    }
+    answer(
+        &mut upstream,
+        &[
+            (b'1', b""),
+            (b'2', b""),
+            (b'T', b"\0\x01a\0"),
+            (b'D', b"\0\x01\0\0\0\x012"),
+            (b'D', b"\0\x01\0\0\0\x012"),
+            (b'C', b"SELECT 2\0"),
+            (b'Z', b"I"),
+        ],
+    )
+    .await;
+    let got = received(&mut client, 7).await;
+    assert_eq!(tags(&got), "12TDDCZ");
+    assert_eq!(got[5].1, b"UPDATE 2\0");
+    // As a simple Query too.
+    client.send(b'Q', &query(UPDATE)).await;
+    upstream.expect(b'Q').await;
+    answer(
+        &mut upstream,
+        &[(b'T', b"\0\x01a\0"), (b'C', b"SELECT 0\0"), (b'Z', b"I")],
+    )
+    .await;
+    let got = received(&mut client, 3).await;
+    assert_eq!(got[1].1, b"UPDATE 0\0");
+    client.send(b'X', b"").await;
+    assert!(task.await.unwrap().0);
+}
+
+#[tokio::test]
+async fn a_refusal_in_a_pipeline_drops_the_shapes_of_what_it_skips() {
+    let (mut client, mut upstream, task) = start(Scripted::new(write_scripts()), None);
+    client.send(b'P', &parse("w", INSERT)).await;
+    client.send(b'B', &bind("a", "w")).await;
+    client.send(b'E', &execute("a", 0)).await;
+    client.send(b'P', &parse("", "REFUSE this")).await;
+    client.send(b'B', &bind("b", "w")).await;
+    client.send(b'E', &execute("b", 0)).await;
+    client.send(b'S', b"").await;
+    for tag in *b"PBE" {
+        upstream.expect(tag).await;
+    }
+    // The refused Parse becomes a Describe of a statement that cannot
+    // exist; the Bind and Execute after it are skipped.
+    let poison = upstream.expect(b'D').await;
+    let name = String::from_utf8_lossy(&poison[1..poison.len() - 1]).into_owned();
+    upstream.expect(b'S').await;
+    let error =
+        format!("SERROR\0VERROR\0C26000\0Mprepared statement \"{name}\" does not exist\0\0");
+    answer(
+        &mut upstream,
+        &[
+            (b'1', b""),
+            (b'2', b""),
+            (b'D', b"check"),
+            (b'C', b"INSERT 0 1\0"),
+            (b'E', error.as_bytes()),
+            (b'Z', b"I"),
+        ],
+    )
+    .await;
+    let got = received(&mut client, 5).await;
+    assert_eq!(tags(&got), "12CEZ");
+    let fields = backend::decode_fields(&got[3].1).unwrap();
+    assert!(fields.contains(&(b'C', &b"42501"[..])), "{fields:?}");
+    // The next cycle: the prepared write is still shaped.
+    client.send(b'B', &bind("", "w")).await;
+    client.send(b'E', &execute("", 0)).await;
+    client.send(b'S', b"").await;
+    for tag in *b"BES" {
+        upstream.expect(tag).await;
+    }
+    answer(
+        &mut upstream,
+        &[
+            (b'2', b""),
+            (b'D', b"check"),
+            (b'C', b"INSERT 0 1\0"),
+            (b'Z', b"I"),
+        ],
+    )
+    .await;
+    assert_eq!(tags(&received(&mut client, 3).await), "2CZ");
+    client.send(b'X', b"").await;
+    assert!(task.await.unwrap().0);
+}
+
+#[tokio::test]
+async fn closing_a_silent_statement_forgets_its_shape() {
+    let (mut client, mut upstream, task) = start(Scripted::new(write_scripts()), None);
+    client.send(b'P', &parse("w", INSERT)).await;
+    client.send(b'C', &describe(b'S', "w")).await;
+    client.send(b'P', &parse("w", "SELECT 1")).await;
+    client.send(b'B', &bind("", "w")).await;
+    client.send(b'E', &execute("", 3)).await;
+    client.send(b'S', b"").await;
+    for tag in *b"PCPB" {
+        upstream.expect(tag).await;
+    }
+    assert_eq!(upstream.expect(b'E').await, execute("", 3));
+    upstream.expect(b'S').await;
+    answer(
+        &mut upstream,
+        &[
+            (b'1', b""),
+            (b'3', b""),
+            (b'1', b""),
+            (b'2', b""),
+            (b'D', b"row"),
+            (b'C', b"SELECT 1\0"),
+            (b'Z', b"I"),
+        ],
+    )
+    .await;
+    assert_eq!(tags(&received(&mut client, 7).await), "1312DCZ");
     client.send(b'X', b"").await;
     assert!(task.await.unwrap().0);
 }

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use super::hook::Shape;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     pub context: Arc<str>,
@@ -29,6 +31,10 @@ pub struct CacheKey {
 pub struct CachedRewrite {
     pub sql: Vec<u8>,
     pub search_path: Option<Option<Vec<String>>>,
+    /// The statements whose result the forwarder reshapes, by position
+    /// (see [`super::hook::Hook::shapes`]): a cached write or SHOW is
+    /// shaped as a fresh one.
+    pub shapes: Vec<(usize, Shape)>,
 }
 
 pub struct RewriteCache {
@@ -87,6 +93,7 @@ mod tests {
             Arc::new(CachedRewrite {
                 sql: b"x".to_vec(),
                 search_path: None,
+                shapes: Vec::new(),
             }),
         );
         assert!(c.get(&key("SELECT 1", "alice")).is_some());
@@ -106,6 +113,7 @@ mod tests {
             Arc::new(CachedRewrite {
                 sql: b"fenced".to_vec(),
                 search_path: None,
+                shapes: Vec::new(),
             }),
         );
         assert_eq!(c.get(&typed(&[1700])).unwrap().sql, b"fenced");
@@ -123,6 +131,7 @@ mod tests {
                 Arc::new(CachedRewrite {
                     sql: Vec::new(),
                     search_path: None,
+                    shapes: Vec::new(),
                 }),
             );
             assert!(c.len() <= 3);

@@ -6,14 +6,15 @@
 //! Tracks the client's search_path (semantics 10): names are resolved with
 //! it and forwarded schema-qualified, and `SHOW search_path` answers with
 //! it, as `SHOW session_authorization`, `is_superuser` and `role` answer
-//! for the login (semantics 11); [`Hook::shows`] tells the forwarder which
-//! results to tag `SHOW`.
+//! for the login (semantics 11). [`Hook::shapes`] tells the forwarder which
+//! results to show in another shape than PostgreSQL sends them: tagged
+//! `SHOW`, or the results of writes pgward changed ([`ResultShape`]).
 
 use std::sync::Arc;
 
 use crate::catalog::CatalogHandle;
 use crate::error::PgError;
-use crate::rewrite::{self, Access, Context};
+use crate::rewrite::{self, Access, Context, ResultShape, WriteTag};
 use crate::upstream::control::Control;
 
 use super::Origin;
@@ -46,9 +47,44 @@ pub struct Hook {
     catalog: Arc<CatalogHandle>,
     control: Arc<Control>,
     cache: Arc<RewriteCache>,
-    /// Positions of the statements of the last secured text that answer a
-    /// `SHOW` pgward answers itself.
-    shows: Vec<usize>,
+    /// The statements of the last secured text whose result the forwarder
+    /// reshapes, by position, in order.
+    shapes: Vec<(usize, Shape)>,
+}
+
+/// How the client sees the result of one forwarded statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shape {
+    /// A `SHOW` pgward answers with a SELECT: the tag `SELECT 1` becomes
+    /// `SHOW`.
+    Show,
+    /// A write with pgward's own `RETURNING`: no row description, no rows,
+    /// the tag as sent ([`ResultShape::Silent`]).
+    Silent,
+    /// A write wrapped in a SELECT: `SELECT n` becomes the write's tag
+    /// ([`ResultShape::Tagged`]).
+    Tagged(WriteTag),
+}
+
+impl From<ResultShape> for Shape {
+    fn from(shape: ResultShape) -> Shape {
+        match shape {
+            ResultShape::Silent => Shape::Silent,
+            ResultShape::Tagged(tag) => Shape::Tagged(tag),
+        }
+    }
+}
+
+/// The shapes of a secured text, by position.
+fn shapes_of(secured: &rewrite::Secured) -> Vec<(usize, Shape)> {
+    let mut shapes: Vec<(usize, Shape)> = secured
+        .shows
+        .iter()
+        .map(|&i| (i, Shape::Show))
+        .chain(secured.shapes.iter().map(|&(i, s)| (i, Shape::from(s))))
+        .collect();
+    shapes.sort_by_key(|&(i, _)| i);
+    shapes
 }
 
 use crate::rewrite::set::default_search_path;
@@ -81,16 +117,16 @@ impl Hook {
             catalog,
             control,
             cache,
-            shows: Vec::new(),
+            shapes: Vec::new(),
         })
     }
 
-    /// Positions of the statements of the text last passed to
-    /// [`Hook::secure`] whose result PostgreSQL tags `SELECT 1` and the
-    /// client must see tagged `SHOW` (they answer `SHOW search_path` or an
-    /// identity setting).
-    pub fn shows(&self) -> &[usize] {
-        &self.shows
+    /// The statements of the text last passed to [`Hook::secure`] whose
+    /// result the client must see in another shape, by position (0 for a
+    /// Parse message's statement), in order: those that answer `SHOW
+    /// search_path` or an identity setting, and writes pgward changed.
+    pub fn shapes(&self) -> &[(usize, Shape)] {
+        &self.shapes
     }
 
     fn apply(&mut self, change: &Option<Option<Vec<String>>>) {
@@ -134,7 +170,7 @@ impl Hook {
                 "invalid byte sequence for encoding \"UTF8\" in statement text",
             )
         })?;
-        self.shows.clear();
+        self.shapes.clear();
         let (access, context) = match &self.mode {
             Mode::Bypass => {
                 tracing::info!(user = %self.login, "bypass statement: {text}");
@@ -155,6 +191,7 @@ impl Hook {
         };
         if let Some(hit) = self.cache.get(&key) {
             self.apply(&hit.search_path);
+            self.shapes.clone_from(&hit.shapes);
             return Ok(hit.sql.clone());
         }
         let mut refreshed = false;
@@ -173,15 +210,12 @@ impl Hook {
             match result {
                 Ok(secured) => {
                     self.apply(&secured.search_path);
-                    if !secured.shows.is_empty() {
-                        // Not cached: a cache hit would not tell which
-                        // results to tag SHOW (and SHOW is rare).
-                        self.shows = secured.shows;
-                        return Ok(secured.sql.into_bytes());
-                    }
+                    let shapes = shapes_of(&secured);
+                    self.shapes.clone_from(&shapes);
                     let entry = Arc::new(CachedRewrite {
                         sql: secured.sql.into_bytes(),
                         search_path: secured.search_path,
+                        shapes,
                     });
                     // Cached under the generation the rewrite used.
                     let key = CacheKey {
@@ -215,5 +249,32 @@ impl Hook {
 
     fn expanded_search_path(&self) -> Vec<String> {
         crate::rewrite::set::expand_search_path(&self.search_path, &self.login)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_and_write_shapes_merge_in_statement_order() {
+        let secured = rewrite::Secured {
+            sql: String::new(),
+            search_path: None,
+            shows: vec![0, 3],
+            shapes: vec![
+                (1, ResultShape::Silent),
+                (2, ResultShape::Tagged(WriteTag::Delete)),
+            ],
+        };
+        assert_eq!(
+            shapes_of(&secured),
+            vec![
+                (0, Shape::Show),
+                (1, Shape::Silent),
+                (2, Shape::Tagged(WriteTag::Delete)),
+                (3, Shape::Show)
+            ]
+        );
     }
 }
