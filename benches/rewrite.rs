@@ -209,6 +209,7 @@ fn rewrite_benches(c: &mut Criterion) {
             Arc::new(CachedRewrite {
                 sql: Vec::new(),
                 search_path: None,
+                shapes: Vec::new(),
             }),
         );
     }
@@ -217,6 +218,7 @@ fn rewrite_benches(c: &mut Criterion) {
         Arc::new(CachedRewrite {
             sql: forwarded.clone().into_bytes(),
             search_path: None,
+            shapes: Vec::new(),
         }),
     );
     let found = cache
