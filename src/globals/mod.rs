@@ -392,9 +392,8 @@ pub async fn extend_identity(
         if !global.applies_to(&before) {
             continue;
         }
-        let query = query_of(global)?;
-        if let Some(r) = query
-            .globals
+        if let Some(r) = global
+            .references()
             .iter()
             .find(|r| !allowed_in_identity_global(policies, &r.name))
         {
@@ -450,36 +449,32 @@ fn allowed_in_identity_global(policies: &PolicySet, name: &str) -> bool {
         && (!policies.globals.contains_key(name) || IDENTITY_GLOBALS.contains(&name))
 }
 
-fn query_of(
-    global: &crate::policy::model::Global,
-) -> Result<&WithGlobals<Box<sqlparser::ast::Query>>, PgError> {
-    match &global.body {
-        GlobalBody::Query(q) => Ok(q),
-        GlobalBody::Script(_) => Err(PgError::fatal(
-            code::INVALID_AUTHORIZATION,
-            format!(
-                "global \"{}\" is a script; script globals are not supported yet",
-                global.name
-            ),
-        )),
-    }
-}
-
 /// Runs one global with the values so far; checks REQUIRED.
 async fn evaluate_global(
     global: &crate::policy::model::Global,
     values: &GlobalValues,
     client: &tokio_postgres::Client,
 ) -> Result<GlobalValue, PgError> {
-    let query = query_of(global)?;
-    let sql = values.fill(query)?.to_string();
-    let value = evaluate(client, &sql).await.map_err(|e| {
+    let failed = |e: &dyn std::fmt::Display| {
         tracing::warn!("global \"{}\" failed: {e}", global.name);
         PgError::fatal(
             code::INVALID_AUTHORIZATION,
             format!("global \"{}\" could not be evaluated", global.name),
         )
-    })?;
+    };
+    let value = match &global.body {
+        GlobalBody::Script(s) => {
+            let input = script::ScriptInput::from_values(values);
+            let limits = script::ScriptLimits::default();
+            script::evaluate(&s.source, &input, client, &limits)
+                .await
+                .map_err(|e| failed(&e))?
+        }
+        GlobalBody::Query(query) => {
+            let sql = values.fill(query)?.to_string();
+            evaluate(client, &sql).await.map_err(|e| failed(&e))?
+        }
+    };
     let missing =
         value.rows.is_empty() || value.rows.iter().all(|row| row.iter().all(Option::is_none));
     if global.required && missing {
