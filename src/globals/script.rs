@@ -59,8 +59,9 @@ pub struct ScriptInput {
 impl ScriptInput {
     /// The input from a session's built-in globals: `login_id`, `roles`,
     /// `client_addr`, and `user_id`, `groups`, `claims` when an identity
-    /// source provided them (claims: one row, a column per claim; jsonb
-    /// columns become JSON values, the rest strings).
+    /// source provided them (claims: the identity's JSON claims, or a
+    /// declared `claims` global's one row, a column per claim, jsonb
+    /// columns as JSON values and the rest as strings).
     pub fn from_values(values: &GlobalValues) -> ScriptInput {
         let first = |name: &str| {
             values
@@ -80,6 +81,8 @@ impl ScriptInput {
                 .unwrap_or_default()
         };
         let claims = match values.get("claims") {
+            // The identity's claims (a token's), kept as JSON.
+            _ if values.claims.is_object() => values.claims.clone(),
             Some(v) => match v.rows.first() {
                 Some(row) => Json::Object(
                     v.columns
@@ -267,6 +270,11 @@ pub(crate) async fn run(
                 )
                 .await
                 .unwrap_or_else(|_| Err("the query ran past the script's time limit".into()));
+                if Instant::now() >= deadline {
+                    // Stop the query upstream too, so that the rollback below
+                    // does not wait for it. A cancel request needs no TLS.
+                    let _ = client.cancel_token().cancel_query(tokio_postgres::NoTls).await;
+                }
                 let _ = request.reply.send(answer);
             }
             joined = &mut job => {
@@ -893,7 +901,7 @@ mod tests {
     async fn a_memory_bomb_is_stopped_by_the_limit() {
         for bomb in [
             "let a = []; while (true) a.push(new Array(100000).fill(1));",
-            "let s = 'x'; while (true) s = s + s;",
+            "const keep = []; let n = 1; while (true) { keep.push('x'.repeat(n)); n *= 2; }",
             "return new ArrayBuffer(64 * 1024 * 1024).byteLength",
         ] {
             let err = value(bomb).await.unwrap_err();
@@ -1006,5 +1014,17 @@ mod tests {
             input.claims,
             serde_json::json!({"sub": "bob", "scope": ["read"]})
         );
+
+        // An identity's claims are passed as they are.
+        let mut identity = crate::auth::Identity::new("carol", "jwt");
+        identity.claims = serde_json::json!({"tenant": {"id": 9}, "sub": "carol"});
+        identity.groups = vec!["g1".into()];
+        identity.user_id = Some(("17".into(), "pg_catalog.int8".into()));
+        let values = GlobalValues::for_identity(&identity, &["r".into()], None);
+        let input = ScriptInput::from_values(&values);
+        assert_eq!(input.claims, identity.claims);
+        assert_eq!(input.groups, ["g1"]);
+        assert_eq!(input.user_id.as_deref(), Some("17"));
+        assert_eq!(input.login, "carol");
     }
 }
