@@ -21,6 +21,8 @@ mod harness;
 mod hidden_columns;
 mod identity;
 mod identity_core;
+mod identity_ldap;
+mod identity_script;
 mod identity_tokens;
 mod policy_reads;
 mod pool;
