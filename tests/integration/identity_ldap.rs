@@ -327,3 +327,60 @@ async fn ldap_over_tls_and_starttls() -> anyhow::Result<()> {
     assert!(result.is_err(), "{result:?}");
     Ok(())
 }
+
+/// Through pgward: `auth.order = ["ldap"]`, cleartext passwords on loopback;
+/// the roles and groups the directory gives drive identity_core's row
+/// filter (`visible_to = ANY(@{roles}) … OR grp = ANY(@{groups})`).
+#[tokio::test]
+async fn ldap_identities_filter_rows_through_pgward() -> anyhow::Result<()> {
+    use crate::identity_core::{identity_db, options, refusal, sees};
+
+    let slapd = Slapd::start()?;
+    let db = identity_db("identity_ldap_pgward").await?;
+    db.superuser()
+        .await?
+        .batch_execute("INSERT INTO docs VALUES (9, NULL, NULL, 'sales', NULL, NULL)")
+        .await?;
+    let pgward = db
+        .start_pgward(options(&format!(
+            "[auth]\norder = [\"ldap\"]\nallow_cleartext_on_loopback = true\n\
+             [auth.lockout]\nmax_failures = 0\n\
+             [auth.ldap]\nurl = \"{}\"\n\
+             [auth.ldap.search]\nbase = \"{SUFFIX}\"\nfilter = \"(uid={{login}})\"\n\
+             bind_dn = \"cn=pgward,ou=services,{SUFFIX}\"\nbind_password = \"service-secret\"\n\
+             [auth.ldap.groups]\nbase = \"ou=groups,{SUFFIX}\"\n\
+             [auth.ldap.role_map]\nsales = \"reader\"\nmanagers = \"editor\"\n",
+            slapd.ldap_url()
+        )))
+        .await?;
+    // alice: reader (doc 1) and group sales (doc 9).
+    assert_eq!(sees(&pgward, "alice", "alice-secret").await?, [1, 9]);
+    // bob: editor as well (doc 2).
+    assert_eq!(sees(&pgward, "bob", "bob-secret").await?, [1, 2, 9]);
+    // carol's group maps to no role: she holds no grant on docs.
+    let carol = pgward.connect_as("carol", "carol-secret").await?;
+    let err = carol
+        .query("SELECT id FROM docs", &[])
+        .await
+        .expect_err("carol holds no grant");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err}");
+
+    let failed = |user: &str| {
+        (
+            "28P01".to_string(),
+            format!("password authentication failed for user \"{user}\""),
+            None,
+        )
+    };
+    assert_eq!(
+        refusal(&pgward, "alice", "bob-secret").await?,
+        failed("alice")
+    );
+    assert_eq!(refusal(&pgward, "nobody", "x").await?, failed("nobody"));
+    assert_eq!(
+        refusal(&pgward, "al*", "alice-secret").await?,
+        failed("al*")
+    );
+    assert_eq!(refusal(&pgward, "alice", "").await?, failed("alice"));
+    Ok(())
+}
