@@ -50,6 +50,10 @@ impl Columns {
 pub struct Entry {
     pub rows: Option<Expr>,
     pub columns: Columns,
+    /// What a new row must satisfy when written through this entry (the
+    /// policy's WITH CHECK, or its USING): `None` when every new row
+    /// passes (an unpoliced table, or a check of literally `true`).
+    pub check: Option<Expr>,
 }
 
 /// Everything the session may do with a relation for one command.
@@ -60,6 +64,8 @@ pub struct TableAccess {
     pub entries: Vec<Entry>,
     /// Restrictive predicates ANDed onto every entry.
     pub restrictive: Vec<Expr>,
+    /// The restrictive policies' checks, ANDed onto every new row.
+    pub restrictive_checks: Vec<Expr>,
     /// Relations the predicates above read (trusted DBA SQL, semantics 9),
     /// as PostgreSQL will name them in the printed statement: verification
     /// expects them.
@@ -73,8 +79,10 @@ impl TableAccess {
             entries: vec![Entry {
                 rows: None,
                 columns: Columns::All,
+                check: None,
             }],
             restrictive: Vec::new(),
+            restrictive_checks: Vec::new(),
             predicate_relations: Vec::new(),
         }
     }

@@ -118,13 +118,16 @@ impl Access for Owner {
                 Entry {
                     rows: Some(expr("owner = 'alice'")),
                     columns: cols(&["id", "owner", "code", "big", "active"]),
+                    check: None,
                 },
                 Entry {
                     rows: Some(expr("owner = 'alice' AND active")),
                     columns: cols(&["id", "balance"]),
+                    check: None,
                 },
             ],
             restrictive: Vec::new(),
+            restrictive_checks: Vec::new(),
             predicate_relations: Vec::new(),
         })
     }

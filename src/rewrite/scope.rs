@@ -48,6 +48,10 @@ pub struct Item {
     pub hidden: BTreeMap<String, String>,
     /// It may have columns beyond `visible` that pgward cannot name.
     pub opaque: bool,
+    /// Visible columns that read as `CASE WHEN <condition> THEN <column>
+    /// END` (a write target, whose rows are not a secured subquery):
+    /// column → condition.
+    pub partial: BTreeMap<String, String>,
 }
 
 impl Item {
@@ -93,6 +97,8 @@ struct Ref {
     /// The error that stands unless the name is a hidden column (a call
     /// `c(t)` of no known function: PostgreSQL's notation for `t.c`).
     otherwise: Option<PgError>,
+    /// Address of the expression, when it may need a cell condition.
+    addr: Option<usize>,
 }
 
 /// A select-list entry, for the output-column rules.
@@ -120,6 +126,9 @@ pub struct Level {
     /// The statement's outermost SELECT with only leakproof quals (see
     /// `fence`).
     pub unfenced: bool,
+    /// References that landed on a partial column of an item: the
+    /// expression's address and the cell condition.
+    pub partial_hits: Vec<(usize, String)>,
 }
 
 impl Level {
@@ -140,6 +149,7 @@ impl Level {
                     rule: Rule::Plain,
                     past_opaque: false,
                     otherwise: None,
+                    addr: None,
                 });
             });
         }
@@ -147,11 +157,17 @@ impl Level {
     }
 
     pub fn record(&mut self, parts: Vec<String>, rule: Rule) {
+        self.record_at(parts, rule, None);
+    }
+
+    /// A reference written at the expression with this address.
+    pub fn record_at(&mut self, parts: Vec<String>, rule: Rule, addr: Option<usize>) {
         self.refs.push(Ref {
             parts,
             rule,
             past_opaque: false,
             otherwise: None,
+            addr,
         });
     }
 
@@ -163,6 +179,7 @@ impl Level {
             rule: Rule::Plain,
             past_opaque: false,
             otherwise: Some(otherwise),
+            addr: None,
         });
     }
 
@@ -282,31 +299,33 @@ impl Level {
 enum Found {
     /// On a hidden column: (column, table).
     Hidden(String, String),
-    /// On something else of this level.
-    Here,
+    /// On something else of this level; the cell condition when it is a
+    /// partial column.
+    Here(Option<String>),
     /// Not in this level; `opaque`: an item here might have had it.
     NotHere { opaque: bool },
 }
 
 fn resolve_here(level: &Level, r: &Ref) -> Found {
     match r.parts.as_slice() {
-        [] => Found::Here,
+        [] => Found::Here(None),
         [name] => {
             let outputs = match r.rule {
                 Rule::Plain => BTreeSet::new(),
                 Rule::Output | Rule::Group => level.output_names(),
             };
             if r.rule == Rule::Output && outputs.contains(name) {
-                return Found::Here;
+                return Found::Here(None);
             }
             let reachable = || level.items.iter().filter(|i| i.unqualified);
             if let Some(table) = reachable().find_map(|i| i.hidden.get(name)) {
                 return Found::Hidden(name.clone(), table.clone());
             }
-            if reachable().any(|i| i.visible.contains(name))
-                || (r.rule == Rule::Group && outputs.contains(name))
-            {
-                return Found::Here;
+            if let Some(item) = reachable().find(|i| i.visible.contains(name)) {
+                return Found::Here(item.partial.get(name).cloned());
+            }
+            if r.rule == Rule::Group && outputs.contains(name) {
+                return Found::Here(None);
             }
             Found::NotHere {
                 opaque: reachable().any(|i| i.opaque),
@@ -322,7 +341,7 @@ fn resolve_here(level: &Level, r: &Ref) -> Found {
             if parts.len() >= 4 {
                 readings.push((&parts[2], Some(&parts[1]), &parts[3]));
             }
-            let mut matched = false;
+            let mut matched = None;
             for (qualifier, schema, column) in readings {
                 for item in level.items.iter().filter(|i| {
                     i.qualifier.as_ref() == Some(qualifier)
@@ -331,11 +350,13 @@ fn resolve_here(level: &Level, r: &Ref) -> Found {
                     if let Some(table) = item.hidden.get(column) {
                         return Found::Hidden(column.clone(), table.clone());
                     }
-                    matched = true;
+                    if matched.is_none() {
+                        matched = Some(item.partial.get(column).cloned());
+                    }
                 }
             }
-            if matched {
-                Found::Here
+            if let Some(partial) = matched {
+                Found::Here(partial)
             } else {
                 Found::NotHere { opaque: false }
             }
@@ -353,9 +374,12 @@ pub fn finish(levels: &mut [Level], id: usize) -> Result<(), PgError> {
     for r in refs {
         match resolve_here(&levels[id], &r) {
             Found::Hidden(column, table) => return Err(column_denied(&column, &table, &r)),
-            Found::Here => {
+            Found::Here(partial) => {
                 if let Some(e) = r.otherwise {
                     return Err(e);
+                }
+                if let (Some(condition), Some(addr)) = (partial, r.addr) {
+                    levels[id].partial_hits.push((addr, condition));
                 }
             }
             Found::NotHere { opaque } => match parent {
@@ -546,7 +570,7 @@ fn output(item: &SelectItem) -> Output {
 
 /// The name PostgreSQL gives an unaliased select-list expression
 /// (`FigureColname`), as far as it matters here.
-fn column_name(e: &Expr) -> String {
+pub fn column_name(e: &Expr) -> String {
     let name = match e {
         Expr::Identifier(id) => Some(fold(id)),
         Expr::CompoundIdentifier(ids) => ids.last().map(fold),

@@ -85,6 +85,16 @@ pub struct Securer<'a> {
     /// The parameter types declared for `$1`, `$2` … (`PREPARE p (…)`, or
     /// a Parse message).
     parameter_types: Vec<fence::Param>,
+    /// Write targets by the placeholder name their factor carries in a
+    /// write's read mirror (see `writes`): left in place, read through
+    /// this item.
+    targets: HashMap<String, Item>,
+    /// References that landed on a partial column of a write target:
+    /// expression address → cell condition.
+    pub partial_hits: HashMap<usize, String>,
+    /// `FOR UPDATE/SHARE`: the SELECT it locks and the names after `OF`
+    /// (`None`: every relation of its FROM).
+    lock: Option<(usize, Option<Vec<String>>)>,
 }
 
 impl<'a> Securer<'a> {
@@ -106,7 +116,26 @@ impl<'a> Securer<'a> {
             only_used: BTreeSet::new(),
             top_select: None,
             parameter_types: Vec::new(),
+            targets: HashMap::new(),
+            partial_hits: HashMap::new(),
+            lock: None,
         }
+    }
+
+    /// The parameter types declared for `$1`, `$2` ….
+    pub fn parameter_types(&self) -> &[fence::Param] {
+        &self.parameter_types
+    }
+
+    /// A factor named `placeholder` is a write target read through `item`.
+    pub fn add_target(&mut self, placeholder: &str, item: Item) {
+        self.targets.insert(placeholder.to_string(), item);
+    }
+
+    /// The SELECT at `select` locks its rows (`FOR UPDATE/SHARE [OF …]`):
+    /// each locked relation also needs an UPDATE entry admitting the row.
+    pub fn set_lock(&mut self, select: usize, of: Option<Vec<String>>) {
+        self.lock = Some((select, of));
     }
 
     /// The parameter types a `PREPARE` declares: `$n` has that type, not
@@ -230,7 +259,10 @@ impl<'a> Securer<'a> {
         }
         let shape = Level::shape(&self.levels, id);
         self.shapes.insert(self.levels[id].select, shape);
-        scope::finish(&mut self.levels, id)
+        scope::finish(&mut self.levels, id)?;
+        self.partial_hits
+            .extend(std::mem::take(&mut self.levels[id].partial_hits));
+        Ok(())
     }
 
     /// Adds a FROM item to the level being visited.
@@ -331,6 +363,13 @@ impl<'a> Securer<'a> {
         let only = self.take_only(name);
         let (schema, relname) = split_name(name)?;
         if schema.is_none()
+            && let Some(item) = self.targets.get(&relname)
+        {
+            let item = item.clone();
+            self.add_item(item);
+            return Ok(());
+        }
+        if schema.is_none()
             && let Some((frame, i)) = self.cte(&relname)
         {
             if only {
@@ -395,11 +434,32 @@ impl<'a> Securer<'a> {
             self.add_item(item);
             return Ok(());
         }
-        let access = self
+        let mut access = self
             .access
             .table(relation, Command::Select)
             .ok_or_else(|| permission_denied(relation))?;
         let alias_name = factor_alias(alias, relation);
+        if let Some((select, of)) = &self.lock
+            && self
+                .current
+                .last()
+                .is_some_and(|&l| self.levels[l].select == *select)
+            && of.as_ref().is_none_or(|of| of.contains(&alias_name))
+        {
+            // A locked row must be one an UPDATE entry admits (PRODUCT.md
+            // §3 semantics 8).
+            let update = self
+                .access
+                .table(relation, Command::Update)
+                .ok_or_else(|| permission_denied(relation))?;
+            let rows = row_condition(&update);
+            if rows != "true" {
+                access.restrictive.push(parse_expr(&rows)?);
+                access
+                    .predicate_relations
+                    .extend(update.predicate_relations.iter().cloned());
+            }
+        }
         let item = item(&|c| !access.sees_column(c));
         // Directly in the FROM tree of a leakproof outermost SELECT (the
         // only level being visited): no qual but checked ones reaches it.
@@ -454,6 +514,7 @@ impl<'a> Securer<'a> {
                 let nothing = TableAccess {
                     entries: Vec::new(),
                     restrictive: Vec::new(),
+                    restrictive_checks: Vec::new(),
                     predicate_relations: Vec::new(),
                 };
                 let shape = Shape {
@@ -677,11 +738,11 @@ impl VisitorMut for Securer<'_> {
             return ControlFlow::Continue(());
         }
         if let Some(parts) = scope::reference(expr) {
-            let rule = self
-                .marks
-                .remove(&(expr as *const Expr as usize))
-                .unwrap_or(Rule::Plain);
-            self.record(parts, rule);
+            let addr = expr as *const Expr as usize;
+            let rule = self.marks.remove(&addr).unwrap_or(Rule::Plain);
+            if let Some(&id) = self.current.last() {
+                self.levels[id].record_at(parts, rule, Some(addr));
+            }
         }
         ControlFlow::Continue(())
     }
@@ -722,7 +783,7 @@ pub fn fold(id: &Ident) -> String {
     }
 }
 
-fn split_name(name: &ObjectName) -> Result<(Option<String>, String), PgError> {
+pub(super) fn split_name(name: &ObjectName) -> Result<(Option<String>, String), PgError> {
     let mut parts = Vec::new();
     for part in &name.0 {
         match part {
@@ -864,13 +925,13 @@ fn secured_subquery(
     Ok(query)
 }
 
-enum CellCondition {
+pub(super) enum CellCondition {
     Hidden,
     Always,
     When(String),
 }
 
-fn cell_condition(access: &TableAccess, column: &str) -> CellCondition {
+pub(super) fn cell_condition(access: &TableAccess, column: &str) -> CellCondition {
     let with: Vec<_> = access
         .entries
         .iter()
@@ -891,7 +952,7 @@ fn cell_condition(access: &TableAccess, column: &str) -> CellCondition {
     CellCondition::When(parts.join(" OR "))
 }
 
-fn row_condition(access: &TableAccess) -> String {
+pub(super) fn row_condition(access: &TableAccess) -> String {
     let permissive = if access.entries.is_empty() {
         "false".to_string()
     } else if access.entries.iter().any(|e| e.rows.is_none()) {
@@ -907,6 +968,20 @@ fn row_condition(access: &TableAccess) -> String {
     let mut all = vec![permissive];
     all.extend(access.restrictive.iter().map(|r| format!("({r})")));
     all.join(" AND ")
+}
+
+/// An expression pgward built, as a tree.
+pub fn parse_expr(sql: &str) -> Result<Expr, PgError> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| {
+            tracing::error!("pgward built an expression it cannot parse: {e}");
+            PgError::error(
+                code::FEATURE_NOT_SUPPORTED,
+                "pgward could not secure this statement",
+            )
+        })
 }
 
 pub fn parse_select(sql: &str) -> Result<Query, PgError> {
@@ -963,7 +1038,7 @@ fn not_supported(what: &str) -> PgError {
     )
 }
 
-fn unknown_relation(schema: Option<&str>, name: &str) -> PgError {
+pub(super) fn unknown_relation(schema: Option<&str>, name: &str) -> PgError {
     let shown = match schema {
         Some(s) => format!("{s}.{name}"),
         None => name.to_string(),

@@ -201,8 +201,10 @@ impl Access for Alice {
                         "notes",
                         "status",
                     ]),
+                    check: None,
                 }],
                 restrictive: vec![expr("status <> 'archived'")],
+                restrictive_checks: Vec::new(),
                 predicate_relations: Vec::new(),
             }),
             ("public", "employees") => Some(TableAccess {
@@ -210,15 +212,18 @@ impl Access for Alice {
                     Entry {
                         rows: None,
                         columns: cols(&["id", "login", "name", "department_id"]),
+                        check: None,
                     },
                     Entry {
                         rows: Some(expr(
                             "department_id = (SELECT d.id FROM public.departments d WHERE d.id = 1)",
                         )),
                         columns: cols(&["id", "salary"]),
+                        check: None,
                     },
                 ],
                 restrictive: Vec::new(),
+                restrictive_checks: Vec::new(),
                 predicate_relations: vec!["public.departments".into()],
             }),
             ("public", "Mixed") | ("other", "orders") => Some(TableAccess::everything()),

@@ -104,12 +104,14 @@ impl SessionPolicy {
         let mut access = TableAccess {
             entries: Vec::new(),
             restrictive: Vec::new(),
+            restrictive_checks: Vec::new(),
             predicate_relations: Vec::new(),
         };
         if policies.is_empty() {
             access.entries.push(Entry {
                 rows: None,
                 columns: columns(&all_granted),
+                check: None,
             });
             return Ok(Some(access));
         }
@@ -125,6 +127,19 @@ impl SessionPolicy {
             // `USING (true)` filters nothing: such an entry reads like an
             // unpoliced one, so the table keeps its plan (no fence).
             let all_rows = is_true(&rows);
+            // New rows of writes: WITH CHECK, else USING (PostgreSQL's
+            // rule); neither admits no new row.
+            let check = match policy.new_row_check() {
+                // Relations it reads are counted where a write prints it.
+                Some(check) => self.values.fill(check)?,
+                None => false_expr(),
+            };
+            let check = (!is_true(&check)).then_some(check);
+            if policy.kind == PolicyKind::Restrictive
+                && let Some(check) = &check
+            {
+                access.restrictive_checks.push(check.clone());
+            }
             match policy.kind {
                 PolicyKind::Restrictive if all_rows => {}
                 PolicyKind::Restrictive => access.restrictive.push(rows),
@@ -144,6 +159,7 @@ impl SessionPolicy {
                         rows: (!all_rows).then_some(rows),
                         columns: cols
                             .map_or_else(|| Columns::Some(BTreeSet::new()), |c| columns(&c)),
+                        check,
                     });
                 }
             }
