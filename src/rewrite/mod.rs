@@ -17,6 +17,7 @@ pub mod secure;
 pub mod set;
 mod tokens;
 pub mod verify;
+mod writes;
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -46,6 +47,9 @@ pub struct Rewritten {
     pub expected: Vec<String>,
     /// The `ONLY` marks of the client's text this statement used.
     pub only_used: BTreeSet<sqlparser::tokenizer::Location>,
+    /// How the client sees the result, when pgward changed it (a write
+    /// with checks).
+    pub shape: Option<ResultShape>,
 }
 
 /// The SQL to forward, and what it changes in the session pgward tracks.
@@ -152,6 +156,7 @@ pub fn secure_text_typed(
     let mut printed = Vec::with_capacity(statements.len());
     let mut search_path = None;
     let mut shows = Vec::new();
+    let mut shapes = Vec::new();
     let mut only_used = BTreeSet::new();
     // The path as written and expanded, once a statement changed it.
     let mut changed: Option<(Vec<String>, Vec<String>)> = None;
@@ -171,6 +176,9 @@ pub fn secure_text_typed(
         }
         let rewritten = rewrite_typed(statement, ctx, client, &only, parameter_types)?;
         only_used.extend(rewritten.only_used.iter().copied());
+        if let Some(shape) = rewritten.shape {
+            shapes.push((i, shape));
+        }
         // Verified with the path the statement was secured with.
         let text = rewritten.statement.to_string();
         verify::verify_statement(&text, &rewritten.statement, &rewritten.expected, ctx)?;
@@ -217,7 +225,7 @@ pub fn secure_text_typed(
         sql: joined,
         search_path,
         shows,
-        shapes: Vec::new(),
+        shapes,
     })
 }
 
@@ -252,9 +260,29 @@ fn rewrite_typed(
     let mut securer = Securer::new(ctx.catalog, ctx.search_path, ctx.access);
     securer.set_only(only.clone());
     securer.set_parameter_oids(parameter_types);
+    let configure = |s: &mut Securer<'_>| {
+        s.set_only(only.clone());
+        s.set_parameter_oids(parameter_types);
+    };
+    let mut written: Option<writes::Written> = None;
     match &mut statement {
+        s if writes::is_write(s) => {
+            let env = writes::Env {
+                ctx,
+                configure: &configure,
+            };
+            written = Some(writes::secure_write(s, &env)?);
+        }
         Statement::Query(q) => {
-            check_query_shape(q)?;
+            if q.locks.is_empty() {
+                check_query_shape(q)?;
+            } else {
+                let (select, of) = lock_spec(q)?;
+                check_query_shape_locked(q)?;
+                // PostgreSQL reads the names after OF as relation names.
+                securer.expected.extend(of.iter().flatten().cloned());
+                securer.set_lock(select, of);
+            }
             secure_node(q.as_mut(), &mut securer)?;
         }
         Statement::Explain {
@@ -279,8 +307,25 @@ fn rewrite_typed(
                 return Err(refused("this form of EXPLAIN"));
             }
             match statement.as_mut() {
+                s if writes::is_write(s) => {
+                    let env = writes::Env {
+                        ctx,
+                        configure: &configure,
+                    };
+                    // Secured as forwarded; EXPLAIN shows a plan, no rows.
+                    let mut w = writes::secure_write(s, &env)?;
+                    w.shape = None;
+                    written = Some(w);
+                }
                 Statement::Query(q) => {
-                    check_query_shape(q)?;
+                    if q.locks.is_empty() {
+                        check_query_shape(q)?;
+                    } else {
+                        let (select, of) = lock_spec(q)?;
+                        check_query_shape_locked(q)?;
+                        securer.expected.extend(of.iter().flatten().cloned());
+                        securer.set_lock(select, of);
+                    }
                     secure_node(q.as_mut(), &mut securer)?;
                 }
                 _ => return Err(refused("EXPLAIN of this statement")),
@@ -291,6 +336,28 @@ fn rewrite_typed(
             data_types,
             ..
         } => match statement.as_mut() {
+            s if writes::is_write(s) => {
+                let types = data_types.clone();
+                let configure = |s: &mut Securer<'_>| {
+                    s.set_only(only.clone());
+                    s.set_parameter_types(types.clone());
+                };
+                let env = writes::Env {
+                    ctx,
+                    configure: &configure,
+                };
+                let w = writes::secure_write(s, &env)?;
+                if w.shape.is_some() {
+                    return Err(PgError::error(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "pgward does not support PREPARE of a write it checks",
+                    )
+                    .with_hint(
+                        "prepare the statement with the extended protocol (a Parse message) instead",
+                    ));
+                }
+                written = Some(w);
+            }
             Statement::Query(q) => {
                 check_query_shape(q)?;
                 securer.set_parameter_types(data_types.clone());
@@ -308,6 +375,19 @@ fn rewrite_typed(
                     None => return Err(refused("DECLARE without a query")),
                 }
             }
+        }
+        Statement::Copy {
+            source, to, target, ..
+        } if !*to && matches!(target, CopyTarget::Stdin) => {
+            let CopySource::Table {
+                table_name,
+                columns,
+            } = source
+            else {
+                return Err(refused("COPY (query) FROM"));
+            };
+            let reference = writes::copy_from(table_name, columns, ctx)?;
+            securer.expected.push(reference);
         }
         Statement::Copy {
             source, to, target, ..
@@ -344,10 +424,19 @@ fn rewrite_typed(
     }
     replace_identity(&mut statement, ctx.access.login());
     literals::protect(&mut statement)?;
+    let mut expected = securer.expected;
+    let mut only_used = securer.only_used;
+    let mut shape = None;
+    if let Some(w) = written {
+        expected.extend(w.expected);
+        only_used.extend(w.only_used);
+        shape = w.shape;
+    }
     Ok(Rewritten {
         statement,
-        expected: securer.expected,
-        only_used: securer.only_used,
+        expected,
+        only_used,
+        shape,
     })
 }
 
@@ -358,10 +447,37 @@ fn secure_node<T: VisitMut>(node: &mut T, securer: &mut Securer<'_>) -> Result<(
     }
 }
 
-/// Reads that also write or lock are outside this rewriter's reach for now.
+/// A query that is only a read: no write inside, no lock (see
+/// `lock_spec`), no SELECT INTO.
 fn check_query_shape(q: &sqlparser::ast::Query) -> Result<(), PgError> {
     if !q.locks.is_empty() {
-        return Err(refused("SELECT … FOR UPDATE/SHARE"));
+        return Err(refused("SELECT … FOR UPDATE/SHARE here"));
+    }
+    check_query_shape_locked(q)
+}
+
+/// [`check_query_shape`] for a query whose own locks were accepted:
+/// locks below it are still refused.
+fn check_query_shape_locked(q: &sqlparser::ast::Query) -> Result<(), PgError> {
+    let top = q as *const sqlparser::ast::Query as usize;
+    struct Locks {
+        top: usize,
+        found: bool,
+    }
+    impl sqlparser::ast::Visitor for Locks {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &sqlparser::ast::Query) -> ControlFlow<()> {
+            if q as *const sqlparser::ast::Query as usize != self.top && !q.locks.is_empty() {
+                self.found = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut locks = Locks { top, found: false };
+    let _ = sqlparser::ast::Visit::visit(q, &mut locks);
+    if locks.found {
+        return Err(refused("FOR UPDATE/SHARE inside a subquery"));
     }
     let mut found = None;
     let _ = sqlparser::ast::visit_statements(q, |s| {
@@ -377,6 +493,49 @@ fn check_query_shape(q: &sqlparser::ast::Query) -> Result<(), PgError> {
         return Err(refused("SELECT INTO"));
     }
     Ok(())
+}
+
+/// `SELECT … FOR UPDATE/SHARE [OF …]`: the SELECT whose FROM relations
+/// are locked (they also need an UPDATE entry, see `Securer::set_lock`) and
+/// the names after OF (`None`: all). Only plain tables may be locked: a
+/// lock on a derived table or WITH query reaches tables pgward would not
+/// bound.
+fn lock_spec(q: &sqlparser::ast::Query) -> Result<(usize, Option<Vec<String>>), PgError> {
+    use sqlparser::ast::{SetExpr, TableFactor};
+    let not_here = || {
+        PgError::error(
+            code::FEATURE_NOT_SUPPORTED,
+            "pgward does not support FOR UPDATE/SHARE on this query",
+        )
+        .with_hint("lock rows of plain tables named in the FROM of one SELECT")
+    };
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return Err(not_here());
+    };
+    if q.with.is_some() {
+        return Err(not_here());
+    }
+    let plain = |f: &TableFactor| matches!(f, TableFactor::Table { args: None, .. });
+    for twj in &select.from {
+        if !plain(&twj.relation) || twj.joins.iter().any(|j| !plain(&j.relation)) {
+            return Err(not_here());
+        }
+    }
+    let mut of = Some(Vec::new());
+    for lock in &q.locks {
+        match (&lock.of, &mut of) {
+            (None, _) => of = None,
+            (Some(name), Some(list)) => match name.0.as_slice() {
+                [sqlparser::ast::ObjectNamePart::Identifier(id)] => list.push(secure::fold(id)),
+                _ => return Err(not_here()),
+            },
+            (Some(_), None) => {}
+        }
+    }
+    Ok((
+        select.as_ref() as *const sqlparser::ast::Select as usize,
+        of,
+    ))
 }
 
 /// Statements passed through unchanged, or refused.
@@ -552,6 +711,8 @@ mod fence_tests;
 mod table_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_tests;
 
 /// EXPLAIN options that only describe the plan (never ANALYZE, TIMING or
 /// WAL, which run the statement).

@@ -372,6 +372,9 @@ fn node_kind(node: &pg_query::NodeEnum) -> &'static str {
     use pg_query::NodeEnum as N;
     match node {
         N::SelectStmt(_) => "SelectStmt",
+        N::InsertStmt(_) => "InsertStmt",
+        N::UpdateStmt(_) => "UpdateStmt",
+        N::DeleteStmt(_) => "DeleteStmt",
         N::ExplainStmt(_) => "ExplainStmt",
         N::PrepareStmt(_) => "PrepareStmt",
         N::DeclareCursorStmt(_) => "DeclareCursorStmt",
@@ -391,8 +394,18 @@ fn node_kind(node: &pg_query::NodeEnum) -> &'static str {
 
 fn expected_kind(statement: &Statement) -> &'static str {
     use Statement as S;
+    use sqlparser::ast::SetExpr;
     match statement {
-        S::Query(_) => "SelectStmt",
+        // `WITH … INSERT/UPDATE/DELETE` is the write with its WITH.
+        S::Query(q) => match q.body.as_ref() {
+            SetExpr::Insert(_) => "InsertStmt",
+            SetExpr::Update(_) => "UpdateStmt",
+            SetExpr::Delete(_) => "DeleteStmt",
+            _ => "SelectStmt",
+        },
+        S::Insert(_) => "InsertStmt",
+        S::Update(_) => "UpdateStmt",
+        S::Delete(_) => "DeleteStmt",
         S::Explain { .. } => "ExplainStmt",
         S::Prepare { .. } => "PrepareStmt",
         S::Declare { .. } => "DeclareCursorStmt",
