@@ -643,3 +643,101 @@ async fn unique_violation_reveals_existence_only() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// THREATS.md "missed relation kinds": the relations a write reads (INSERT …
+/// SELECT, UPDATE … FROM, DELETE … USING, SET right-hand sides, CTEs) follow
+/// SELECT rules, so no hidden value can be copied into a row alice can read.
+#[tokio::test]
+async fn writes_read_only_what_select_may_read() -> anyhow::Result<()> {
+    let mut d = Demo::start("write_threats_reads").await?;
+    for sql in [
+        "UPDATE orders o SET notes = x.name FROM departments x WHERE o.id = 1",
+        "UPDATE orders SET notes = (SELECT string_agg(ssn, ',') FROM employees) WHERE id = 1",
+        "UPDATE orders SET notes = (SELECT e.salary::text FROM public.employees e WHERE e.id = 4) WHERE id = 1",
+        "DELETE FROM orders o USING departments x WHERE x.id = o.id",
+        "WITH x AS (SELECT name FROM departments) UPDATE orders SET notes = (SELECT name FROM x LIMIT 1) WHERE id = 1",
+        "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) SELECT 100 + id, 1, 1, 1, name FROM departments",
+        "INSERT INTO orders (id, customer_id, salesrep_id, amount, notes, status) \
+         SELECT 100 + id, 1, 1, credit_limit, 'x', 'open' FROM customers",
+        "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES (1, 1, 1, 1, 'open') \
+         ON CONFLICT (id) DO UPDATE SET notes = (SELECT ssn FROM employees WHERE id = 3)",
+    ] {
+        d.refused(sql, DENIED).await?;
+    }
+
+    // Allowed, but every read sees only what alice may SELECT: the hidden
+    // notes and amounts of order 8 are never copied into her orders.
+    for (sql, tag) in [
+        (
+            "UPDATE orders SET notes = (SELECT notes FROM orders x WHERE x.id = 8) WHERE id = 1",
+            "UPDATE 1",
+        ),
+        (
+            "UPDATE orders SET amount = coalesce((SELECT amount FROM orders x WHERE x.id = 12), 1) WHERE id = 2",
+            "UPDATE 1",
+        ),
+        (
+            "UPDATE orders o SET notes = x.notes FROM orders x WHERE x.id = 8 AND o.id = 1",
+            "UPDATE 0",
+        ),
+        (
+            "WITH x AS (SELECT notes FROM orders WHERE id = 9) \
+             UPDATE orders SET notes = (SELECT notes FROM x) WHERE id = 3",
+            "UPDATE 1",
+        ),
+        (
+            "INSERT INTO orders (id, customer_id, salesrep_id, amount, notes, status) \
+             SELECT 200 + id, customer_id, 1, amount, notes, 'open' FROM orders",
+            "INSERT 0 3",
+        ),
+        (
+            "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) \
+             SELECT 300, 1, 1, amount, 'open' FROM orders WHERE id = 8",
+            "INSERT 0 0",
+        ),
+        (
+            "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES (2, 1, 1, 1, 'open') \
+             ON CONFLICT (id) DO UPDATE SET notes = (SELECT max(notes) FROM orders WHERE salesrep_id = 3)",
+            "INSERT 0 1",
+        ),
+        (
+            "UPDATE orders SET notes = (SELECT string_agg(name, ',' ORDER BY id) FROM employees) WHERE id = 1",
+            "UPDATE 1",
+        ),
+    ] {
+        d.allowed(sql, tag).await?;
+        let copied: Vec<String> =
+            d.su.query(
+                "SELECT (id, customer_id, salesrep_id, amount, notes, status)::text FROM orders \
+                 WHERE salesrep_id = 1 AND status <> 'archived'",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let text = copied.join("\n");
+        for h in HIDDEN {
+            assert!(
+                !text.contains(h),
+                "{sql}: {h} was copied into alice's rows:\n{text}"
+            );
+        }
+        if sql.starts_with("INSERT INTO orders (id, customer_id, salesrep_id, amount, notes") {
+            assert_eq!(copied.len(), 6, "{sql}: {text}");
+        }
+        d.reset().await?;
+    }
+    // And what she may read is what gets written.
+    d.allowed(
+        "UPDATE orders SET notes = (SELECT string_agg(name, ',' ORDER BY id) FROM employees) WHERE id = 1",
+        "UPDATE 1",
+    )
+    .await?;
+    let notes: String =
+        d.su.query_one("SELECT notes FROM orders WHERE id = 1", &[])
+            .await?
+            .get(0);
+    assert_eq!(notes, "Alice Adams,Bob Brown,Carol Chen,Dave Diaz");
+    Ok(())
+}

@@ -82,8 +82,29 @@ impl Wire {
         self.exchange(sql, Some(data)).await
     }
 
+    /// Runs `sql` with the extended protocol in one cycle, as drivers do:
+    /// Parse, Describe (statement), Bind (text results), Describe (portal),
+    /// Execute, Sync.
+    pub(crate) async fn run_extended(&mut self, sql: &str) -> anyhow::Result<Reply> {
+        let mut parse = vec![0];
+        parse.extend_from_slice(sql.as_bytes());
+        parse.extend_from_slice(&[0, 0, 0]);
+        let mut bytes = message(b'P', &parse);
+        bytes.extend(message(b'D', b"S\0"));
+        bytes.extend(message(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]));
+        bytes.extend(message(b'D', b"P\0"));
+        bytes.extend(message(b'E', &[0, 0, 0, 0, 0]));
+        bytes.extend(message(b'S', &[]));
+        self.0.send(&bytes).await?;
+        self.collect(sql, None).await
+    }
+
     async fn exchange(&mut self, sql: &str, data: Option<&str>) -> anyhow::Result<Reply> {
         self.0.send(&query(sql)).await?;
+        self.collect(sql, data).await
+    }
+
+    async fn collect(&mut self, sql: &str, data: Option<&str>) -> anyhow::Result<Reply> {
         let mut reply = Reply::default();
         loop {
             let msg = self
@@ -839,6 +860,21 @@ async fn write_cases_against_the_database_and_native_rls() -> anyhow::Result<()>
         let (md5, rows) = fingerprint(&su, TABLES).await?;
         if md5 != want_md5 {
             let _ = writeln!(problems, "  pgward left\n{rows}\n  instead of\n{want_rows}");
+        }
+
+        // Again with the extended protocol, where pgward reshapes results.
+        if c.copy.is_none() {
+            su.batch_execute(RESET).await?;
+            let reply = via_pgward[index(c.user)].run_extended(c.sql).await?;
+            judge(c, "pgward (extended)", &reply, &mut problems);
+            assert_hidden(c.sql, &reply, &hidden_for(c.user));
+            let (md5, rows) = fingerprint(&su, TABLES).await?;
+            if md5 != want_md5 {
+                let _ = writeln!(
+                    problems,
+                    "  pgward (extended) left\n{rows}\n  instead of\n{want_rows}"
+                );
+            }
         }
         if !problems.is_empty() {
             let _ = writeln!(failures, "case {n} ({}): {}\n{problems}", c.user, c.sql);

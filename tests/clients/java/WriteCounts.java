@@ -84,11 +84,6 @@ public class WriteCounts {
             }
             ids.sort(null);
             put("update_returning", rows + ":" + ids);
-            try (ResultSet rs = s.executeQuery(
-                    "WITH d AS (DELETE FROM ledger WHERE id > 204 RETURNING id) SELECT count(*) FROM d")) {
-                rs.next();
-                put("cte_deleted", rs.getLong(1));
-            }
         }
         // Past the driver's prepareThreshold (5): a named server-side statement.
         try (PreparedStatement p = c.prepareStatement("UPDATE ledger SET note = ? WHERE id = ?")) {
@@ -105,8 +100,18 @@ public class WriteCounts {
             int inTx = s.executeUpdate("UPDATE ledger SET note = 'tx' WHERE id <= 10");
             c.rollback();
             put("rolled_back", inTx);
-            put("delete_all", s.executeUpdate("DELETE FROM ledger"));
+            put("delete_most", s.executeUpdate("DELETE FROM ledger WHERE id < 200"));
             c.commit();
+            c.setAutoCommit(true);
+            // A data-modifying CTE: what it deleted.
+            try (ResultSet rs = s.executeQuery(
+                    "WITH d AS (DELETE FROM ledger WHERE id > 204 RETURNING id) SELECT count(*) FROM d")) {
+                rs.next();
+                put("cte_deleted", rs.getLong(1));
+            } catch (java.sql.SQLException e) {
+                put("cte_deleted", "error:" + e.getSQLState());
+            }
+            put("delete_rest", s.executeUpdate("DELETE FROM ledger"));
             try (ResultSet rs = s.executeQuery("SELECT count(*) FROM ledger")) {
                 rs.next();
                 put("left", rs.getLong(1));

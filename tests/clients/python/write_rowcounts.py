@@ -79,13 +79,6 @@ def run(out):
         out["update_returning"] = cur.rowcount
         out["update_returning_ids"] = sorted(r[0] for r in cur.fetchall())
 
-        cur.execute(
-            "WITH d AS (DELETE FROM ledger WHERE id > 204 RETURNING id) "
-            "SELECT count(*) FROM d"
-        )
-        out["cte_rowcount"] = cur.rowcount
-        out["cte_deleted"] = cur.fetchone()[0]
-
         with cur.copy("COPY ledger_log (id, what) FROM STDIN") as copy:
             for row in [(1, "a"), (2, "b"), (3, "c")]:
                 copy.write_row(row)
@@ -109,8 +102,19 @@ def run(out):
     out["pipeline"] = [c1.rowcount, c2.rowcount, c3.rowcount]
 
     with conn.cursor() as cur:
+        cur.execute("DELETE FROM ledger WHERE id < 200")
+        out["delete_most"] = cur.rowcount
+        # A data-modifying CTE: its SELECT's row count, and what it deleted.
+        try:
+            cur.execute(
+                "WITH d AS (DELETE FROM ledger WHERE id > 204 RETURNING id) "
+                "SELECT count(*) FROM d"
+            )
+            out["cte"] = [cur.rowcount, cur.fetchone()[0]]
+        except psycopg.Error as e:
+            out["cte"] = e.sqlstate
         cur.execute("DELETE FROM ledger")
-        out["delete_all"] = cur.rowcount
+        out["delete_rest"] = cur.rowcount
         cur.execute("SELECT count(*) FROM ledger")
         out["left"] = cur.fetchone()[0]
     conn.close()
