@@ -205,7 +205,7 @@ pub fn check_syntax(source: &str) -> Result<(), ScriptError> {
             .call::<_, Value>((source,))
             .map(|_| ())
             .map_err(|e| match CaughtError::from_error(&ctx, e) {
-                CaughtError::Exception(ex) => ScriptError::Syntax(ex.message().unwrap_or_default()),
+                CaughtError::Exception(ex) => ScriptError::Syntax(describe(&ex)),
                 other => ScriptError::Syntax(other.to_string()),
             })
     })
@@ -579,6 +579,16 @@ fn sql_call<'js>(
     Ok(array.into_value())
 }
 
+/// `Name: message` of a JavaScript error.
+fn describe(ex: &rquickjs::Exception<'_>) -> String {
+    let message = ex.message().unwrap_or_default();
+    let name: Option<String> = ex.get("name").ok();
+    match name {
+        Some(name) if !name.is_empty() => format!("{name}: {message}"),
+        _ => message,
+    }
+}
+
 /// What an engine error means: the deadline, the memory limit, or the
 /// script's own exception.
 fn failure(
@@ -593,15 +603,10 @@ fn failure(
     }
     let message = match CaughtError::from_error(ctx, e) {
         CaughtError::Exception(ex) => {
-            let message = ex.message().unwrap_or_default();
-            if message.contains("out of memory") {
+            if ex.message().unwrap_or_default().contains("out of memory") {
                 return ScriptError::Memory(limits.memory_limit);
             }
-            let name: Option<String> = ex.get("name").ok();
-            match name {
-                Some(name) if !name.is_empty() => format!("{name}: {message}"),
-                _ => message,
-            }
+            describe(&ex)
         }
         CaughtError::Value(value) => {
             if value.is_null() {

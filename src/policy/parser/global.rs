@@ -3,9 +3,10 @@
 //!
 //! Options before AS come in any order, each at most once, like CREATE
 //! ROLE's. The query is parsed here (with its `@{…}` references) and must
-//! only read; a script is stored as written, to be run by the identity
-//! work. Whether the referenced globals exist, and whether globals
-//! reference each other in a loop, is checked once the whole set is read.
+//! only read; a script is stored as written after checking that it
+//! compiles (it runs at login: `crate::globals::script`). Whether the
+//! referenced globals exist, and whether globals reference each other in a
+//! loop, is checked once the whole set is read.
 
 use sqlparser::tokenizer::Token;
 
@@ -113,6 +114,15 @@ fn parse_script(
                  LANGUAGE javascript",
                 language.value
             ),
+        ));
+    }
+    // Compiled (never run) now, so that a syntax error is reported with the
+    // file and line at load, not at some user's login.
+    if let Err(e) = crate::globals::script::check_syntax(&source) {
+        return Err(PolicyError::at(
+            location,
+            PolicyErrorKind::Syntax,
+            e.to_string(),
         ));
     }
     Ok(GlobalBody::Script(Script {

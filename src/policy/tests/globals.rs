@@ -360,3 +360,30 @@ fn a_global_out_of_reach_of_a_policy_is_a_warning() {
             .all(|w| w.kind == PolicyWarningKind::GlobalOutOfScope)
     );
 }
+
+#[test]
+fn script_globals_must_compile() {
+    let message = one_error("CREATE GLOBAL g LANGUAGE javascript AS $$ return { $$;");
+    assert!(
+        message.starts_with("t.sql:1:40: the script does not compile: SyntaxError"),
+        "{message}"
+    );
+    let message = one_error(
+        "CREATE GLOBAL ok LANGUAGE javascript AS $$ return 1 $$;\n\
+         CREATE GLOBAL g FOR ROLE PUBLIC AS 'if (' LANGUAGE javascript;",
+    );
+    assert!(
+        message.starts_with("t.sql:2:36: the script does not compile: SyntaxError"),
+        "{message}"
+    );
+    match PolicySet::parse_str(
+        Path::new("t.sql"),
+        "CREATE GLOBAL g LANGUAGE javascript AS $$ } $$;",
+        ITERATIONS,
+    ) {
+        Err(errors) => assert_eq!(errors[0].kind, PolicyErrorKind::Syntax),
+        Ok(set) => panic!("loaded {set:?}"),
+    }
+    // Compiling never runs the script.
+    parse("CREATE GLOBAL spin LANGUAGE javascript AS $$ while (true) {} $$;");
+}
