@@ -437,10 +437,9 @@ async fn on_conflict_follows_update_rules() -> anyhow::Result<()> {
         format!(
             "{ins} (8, 3, 1, 1, 'open') ON CONFLICT ON CONSTRAINT orders_pkey DO UPDATE SET status = 'open'"
         ),
-        format!(
-            "INSERT INTO public.\"orders\" AS t (id, customer_id, salesrep_id, amount, status) VALUES \
-                 (9, 4, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET notes = t.notes RETURNING t.notes"
-        ),
+        "INSERT INTO public.\"orders\" AS t (id, customer_id, salesrep_id, amount, status) VALUES \
+         (9, 4, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET notes = t.notes RETURNING t.notes"
+            .to_string(),
     ] {
         let reply = d.refused(&sql, DENIED).await?;
         assert!(
@@ -456,8 +455,9 @@ async fn on_conflict_follows_update_rules() -> anyhow::Result<()> {
         format!("{ins} (1, 1, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET amount = orders.amount RETURNING orders.margin"),
         format!("{ins} (1, 1, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET notes = orders.margin::text"),
         format!("{ins} (1, 1, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET notes = excluded.notes WHERE orders.margin > 0"),
-        format!("INSERT INTO orders AS t (id, customer_id, salesrep_id, amount, status) VALUES (1, 1, 1, 1, 'open') \
-                 ON CONFLICT (id) DO UPDATE SET amount = t.amount RETURNING t.\"margin\""),
+        "INSERT INTO orders AS t (id, customer_id, salesrep_id, amount, status) VALUES (1, 1, 1, 1, 'open') \
+         ON CONFLICT (id) DO UPDATE SET amount = t.amount RETURNING t.\"margin\""
+            .to_string(),
         format!("{ins} (8, 3, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET amount = orders.amount RETURNING orders.margin"),
         format!("{ins} (1, 1, 1, 1, 'open') ON CONFLICT (id) DO UPDATE SET salesrep_id = 3"),
         // employees: SET x = t.x RETURNING t.ssn
