@@ -589,3 +589,125 @@ impl RawLockout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use std::path::Path;
+
+    fn load(auth: &str) -> Result<Config, String> {
+        Config::from_toml(
+            &format!("[upstream]\nurl = \"postgres://a@b/c\"\n{auth}"),
+            Path::new("/nonexistent"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    const SECRET: &str = "secret = \"0123456789abcdef0123456789abcdef\"";
+
+    #[test]
+    fn order_and_sections_must_agree() {
+        let c = load("").unwrap();
+        assert_eq!(c.auth.order, [super::SourceKind::Policy]);
+        assert!(!c.auth.guest.enabled);
+        assert_eq!(c.auth.lockout.max_failures, 10);
+        assert_eq!(
+            load("[auth]\norder = [\"jwt\"]\n").unwrap_err(),
+            "auth.order: \"jwt\" is listed but [auth.jwt] is missing"
+        );
+        assert_eq!(
+            load(&format!("[auth.jwt]\nalgorithms = [\"HS256\"]\n{SECRET}\n")).unwrap_err(),
+            "auth.order: [auth.jwt] is configured but \"jwt\" is not in auth.order"
+        );
+        assert!(
+            load("[auth]\norder = [\"policy\", \"policy\"]\n")
+                .unwrap_err()
+                .contains("listed twice")
+        );
+        assert!(
+            load("[auth]\norder = [\"kerberos\"]\n")
+                .unwrap_err()
+                .starts_with("auth.order: \"kerberos\" is not one of")
+        );
+        assert!(
+            load("[auth]\norder = []\n")
+                .unwrap_err()
+                .contains("names no identity source")
+        );
+    }
+
+    #[test]
+    fn jwt_keys_and_algorithms_are_checked() {
+        let jwt = |body: &str| load(&format!("[auth]\norder = [\"jwt\"]\n[auth.jwt]\n{body}\n"));
+        let c = jwt(&format!("algorithms = [\"HS256\", \"HS512\"]\n{SECRET}\nissuer = \"i\"\naudience = [\"a\", \"b\"]")).unwrap();
+        let j = c.auth.jwt.unwrap();
+        assert_eq!(j.issuers, ["i"]);
+        assert_eq!(j.audiences, ["a", "b"]);
+        assert!(
+            jwt(&format!("algorithms = [\"none\"]\n{SECRET}"))
+                .unwrap_err()
+                .contains("never accepted")
+        );
+        assert!(
+            jwt(&format!("algorithms = [\"RS256\"]\n{SECRET}"))
+                .unwrap_err()
+                .contains("only HS256")
+        );
+        assert!(
+            jwt("algorithms = [\"HS256\"]\njwks_url = \"https://idp/jwks\"")
+                .unwrap_err()
+                .contains("need auth.jwt.secret")
+        );
+        assert!(
+            jwt("algorithms = [\"HS256\"]\nsecret = \"short\"")
+                .unwrap_err()
+                .contains("at least 32 bytes")
+        );
+        assert!(
+            jwt("algorithms = [\"ES256\"]")
+                .unwrap_err()
+                .contains("exactly one of")
+        );
+        assert!(
+            jwt("jwks_url = \"ftp://x\"")
+                .unwrap_err()
+                .contains("not an http")
+        );
+        assert!(
+            jwt("public_key_file = \"k.pem\"")
+                .unwrap_err()
+                .contains("/nonexistent/k.pem")
+        );
+        assert!(
+            jwt(&format!(
+                "algorithms = [\"HS256\"]\n{SECRET}\nroles_claim = \"a..b\""
+            ))
+            .unwrap_err()
+            .contains("claim path")
+        );
+    }
+
+    #[test]
+    fn other_sections() {
+        let c = load(
+            "[auth]\norder = [\"table\", \"introspection\"]\n\
+             [auth.table]\nquery = \"SELECT v, i, r, g FROM u WHERE l = $1\"\nverifiers = \"hash\"\n\
+             [auth.introspection]\nurl = \"https://idp/introspect\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+             [auth.guest]\nenabled = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.table.unwrap().verifiers, super::TableVerifiers::Hash);
+        assert_eq!(c.auth.introspection.unwrap().user_claim, "username");
+        assert_eq!(c.auth.guest.user, "guest");
+        assert!(
+            load("[auth]\norder = [\"table\"]\n[auth.table]\nquery = \"SELECT 1\"\n")
+                .unwrap_err()
+                .contains("$1")
+        );
+        assert!(
+            load("[auth.lockout]\nmax_failure = 3\n")
+                .unwrap_err()
+                .contains("max_failure")
+        );
+    }
+}

@@ -98,6 +98,7 @@ pub struct AuthConfig {
     pub introspection: Option<IntrospectionConfig>,
     pub table: Option<TableConfig>,
     pub ldap: Option<crate::auth::ldap::LdapSettings>,
+    pub script: Option<crate::auth::script::ScriptAuthSettings>,
     pub guest: GuestConfig,
     pub lockout: LockoutConfig,
 }

@@ -95,6 +95,7 @@ struct RawAuth {
     introspection: Option<auth::RawIntrospection>,
     table: Option<auth::RawTable>,
     ldap: Option<crate::auth::ldap::LdapSettings>,
+    script: Option<crate::auth::script::ScriptAuthSettings>,
     guest: auth::RawGuest,
     lockout: auth::RawLockout,
 }
@@ -111,6 +112,7 @@ impl Default for RawAuth {
             introspection: None,
             table: None,
             ldap: None,
+            script: None,
             guest: auth::RawGuest::default(),
             lockout: auth::RawLockout::default(),
         }
@@ -340,12 +342,19 @@ impl RawAuth {
         needs(SourceKind::Introspection, self.introspection.is_some())?;
         needs(SourceKind::Table, self.table.is_some())?;
         needs(SourceKind::Ldap, self.ldap.is_some())?;
-        if order.contains(&SourceKind::Script) {
-            return Err(ConfigError::Invalid {
-                key: "auth.order",
-                message: "\"script\" (the script authenticator) is not available yet".into(),
-            });
-        }
+        needs(SourceKind::Script, self.script.is_some())?;
+        let script = match self.script {
+            Some(mut settings) => {
+                settings
+                    .validate(base)
+                    .map_err(|message| ConfigError::Invalid {
+                        key: "auth.script",
+                        message,
+                    })?;
+                Some(settings)
+            }
+            None => None,
+        };
         let ldap = match self.ldap {
             Some(mut settings) => {
                 settings.validate(base).map_err(|e| ConfigError::Invalid {
@@ -365,6 +374,7 @@ impl RawAuth {
             introspection: self.introspection.map(|i| i.validate(base)).transpose()?,
             table: self.table.map(auth::RawTable::validate).transpose()?,
             ldap,
+            script,
             guest: self.guest.validate()?,
             lockout: self.lockout.validate(),
         })

@@ -75,10 +75,10 @@ pub async fn authenticate(
     let outcome = if shared.identity.scram {
         scram_login(stream, shared, user, locked.is_some()).await?
     } else {
-        if !stream.is_tls()
-            && !(shared.config.auth.allow_cleartext_on_loopback
-                && peer.is_some_and(|p| p.is_loopback()))
-        {
+        let cleartext_allowed = stream.is_tls()
+            || (shared.config.auth.allow_cleartext_on_loopback
+                && peer.is_some_and(|p| p.is_loopback()));
+        if !cleartext_allowed {
             return Ok(AuthOutcome::Refused(
                 PgError::fatal(
                     code::INVALID_AUTHORIZATION,
@@ -87,7 +87,7 @@ pub async fn authenticate(
                 .with_hint("Connect with sslmode=require."),
             ));
         }
-        cleartext_login(stream, shared, user, locked.is_some()).await?
+        cleartext_login(stream, shared, user, peer, locked.is_some()).await?
     };
     match outcome {
         AuthOutcome::Authenticated(identity) => {
@@ -240,6 +240,7 @@ async fn cleartext_login(
     stream: &mut Stream,
     shared: &Shared,
     user: &str,
+    peer: Option<IpAddr>,
     locked: bool,
 ) -> std::io::Result<AuthOutcome> {
     let mut out = BytesMut::new();
@@ -261,7 +262,7 @@ async fn cleartext_login(
             )));
         }
     };
-    let decision = decide(shared, user, &password).await;
+    let decision = decide(shared, user, &password, peer).await;
     if locked {
         return Ok(AuthOutcome::Refused(password_failure(user)));
     }
@@ -278,7 +279,7 @@ async fn cleartext_login(
 }
 
 /// Asks the sources in order; the first that knows the user decides.
-async fn decide(shared: &Shared, user: &str, password: &str) -> Decision {
+async fn decide(shared: &Shared, user: &str, password: &str, peer: Option<IpAddr>) -> Decision {
     let auth = &shared.config.auth;
     if password.is_empty() {
         // Never a credential (an empty LDAP bind is anonymous).
@@ -344,8 +345,10 @@ async fn decide(shared: &Shared, user: &str, password: &str) -> Decision {
                 }
                 None => Decision::Unknown,
             },
-            // Refused by configuration validation until it exists.
-            SourceKind::Script => Decision::Unknown,
+            SourceKind::Script => match &auth.script {
+                Some(settings) => script_decision(shared, settings, user, password, peer).await,
+                None => Decision::Unknown,
+            },
         };
         if !matches!(decision, Decision::Unknown) {
             return decision;
@@ -353,6 +356,48 @@ async fn decide(shared: &Shared, user: &str, password: &str) -> Decision {
     }
     decoy(shared);
     Decision::Unknown
+}
+
+async fn script_decision(
+    shared: &Shared,
+    settings: &crate::auth::script::ScriptAuthSettings,
+    user: &str,
+    password: &str,
+    peer: Option<IpAddr>,
+) -> Decision {
+    use crate::auth::script::ScriptAuthOutcome;
+    let client = match shared.control.client().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("control connection failed: {e}");
+            return Decision::Rejected(unavailable());
+        }
+    };
+    let addr = peer.map(|p| p.to_string());
+    match crate::auth::script::authenticate(settings, user, password, addr.as_deref(), &client)
+        .await
+    {
+        Ok(ScriptAuthOutcome::Unknown) => Decision::Unknown,
+        Ok(ScriptAuthOutcome::Rejected) => Decision::Rejected(password_failure(user)),
+        Ok(ScriptAuthOutcome::Accepted(found)) => {
+            if found.login != user {
+                tracing::warn!(user, "auth.script accepted another login {:?}", found.login);
+                return Decision::Rejected(password_failure(user));
+            }
+            let mut identity = Identity::new(&found.login, "script");
+            identity.user_id = found.user_id.map(|v| (v, "pg_catalog.text".to_string()));
+            identity.roles = found.roles;
+            identity.groups = found.groups;
+            Decision::Accepted(identity)
+        }
+        Err(e) => {
+            tracing::warn!("auth.script failed for {user:?}: {e}");
+            Decision::Rejected(PgError::fatal(
+                code::INVALID_AUTHORIZATION,
+                "the password could not be checked: the authentication script failed",
+            ))
+        }
+    }
 }
 
 /// The hashing a known user's check would have cost, for a name no source
