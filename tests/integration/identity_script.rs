@@ -361,3 +361,38 @@ async fn script_global_filters_rows_through_pgward() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Dynamic roles by script: `CREATE GLOBAL roles LANGUAGE javascript`
+/// extends the session's roles at login.
+#[tokio::test]
+async fn a_script_roles_global_adds_roles_at_login() -> anyhow::Result<()> {
+    let (db, _client) = setup("script_dynamic_roles").await?;
+    let policies = "
+        CREATE ROLE employee;
+        CREATE ROLE auditor;
+        CREATE USER alice PASSWORD 'alice' IN ROLE employee;
+        CREATE USER bob PASSWORD 'bob' IN ROLE employee;
+        CREATE GLOBAL roles LANGUAGE javascript AS $$
+            const rich = sql('SELECT 1 AS x FROM employees WHERE login = $1 AND salary > 150', login);
+            return rich.length ? ['auditor'] : [];
+        $$;
+        GRANT SELECT (login, department_id) ON employees TO employee;
+        GRANT SELECT ON employees TO auditor;
+        CREATE POLICY everyone ON employees FOR SELECT TO employee, auditor USING (true);
+    ";
+    let pgward = db
+        .start_pgward(PgwardOptions::with_policies(policies))
+        .await?;
+    let bob = pgward.connect_as("bob", "bob").await?;
+    let row = bob
+        .query_one("SELECT sum(salary)::text FROM employees", &[])
+        .await?;
+    assert_eq!(row.get::<_, String>(0), "600.5");
+    let alice = pgward.connect_as("alice", "alice").await?;
+    let err = alice
+        .query("SELECT sum(salary) FROM employees", &[])
+        .await
+        .expect_err("alice is no auditor");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err}");
+    Ok(())
+}
