@@ -711,3 +711,37 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod readme {
+    use super::super::Config;
+    use std::path::Path;
+
+    /// Every TOML example of the README's Identity section loads as written.
+    #[test]
+    fn identity_examples_load() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let start = readme.find("\n## Identity\n").expect("an Identity section");
+        let end = start
+            + readme[start..]
+                .find("\n### LDAP (`[auth.ldap]`)")
+                .expect("the LDAP section after it");
+        let mut blocks = 0;
+        for block in readme[start..end].split("```toml\n").skip(1) {
+            let toml = block.split("```").next().unwrap_or_default();
+            let text = format!("[upstream]\nurl = \"postgres://a@b/c\"\n{toml}");
+            // A lone [auth] order snippet names sources it does not
+            // configure; the others are complete.
+            match Config::from_toml(&text, Path::new("/nonexistent")) {
+                Ok(_) => {}
+                Err(e) if toml.contains("\"script\"]   # default") => {
+                    assert!(e.to_string().contains("is listed but"), "{e}")
+                }
+                Err(e) => panic!("{e}\n{toml}"),
+            }
+            blocks += 1;
+        }
+        assert!(blocks >= 6, "{blocks}");
+    }
+}
