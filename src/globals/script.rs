@@ -888,6 +888,8 @@ mod tests {
             "while (true) {}",
             "for (;;) { try { while (true) {} } catch (e) {} }",
             "function f() { return f(); } while (true) { try { f() } catch (e) {} }",
+            // Catastrophic backtracking.
+            "return /^(a+)+$/.test('a'.repeat(40) + '!')",
         ] {
             assert_eq!(
                 value(endless).await.unwrap_err(),
