@@ -273,6 +273,13 @@ fn rewrite_typed(
             };
             written = Some(writes::secure_write(s, &env)?);
         }
+        Statement::Query(q) if writes::has_cte_writes(q) => {
+            let env = writes::Env {
+                ctx,
+                configure: &configure,
+            };
+            written = Some(writes::secure_cte_writes(q, &env, &mut securer)?);
+        }
         Statement::Query(q) => {
             if q.locks.is_empty() {
                 check_query_shape(q)?;

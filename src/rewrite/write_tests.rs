@@ -394,6 +394,45 @@ const ALLOWED: &[Case] = &[
         &["PREPARE d AS DELETE FROM \"public\".\"orders\""],
         None,
     ),
+    // ---- Data-modifying WITH queries -------------------------------------------
+    a(
+        "WITH u AS (UPDATE orders SET amount = amount + 1 WHERE id < 3 RETURNING id, amount) SELECT * FROM u",
+        &[
+            "WITH \"pgward_u\" AS (UPDATE \"public\".\"orders\" SET amount = amount + 1 WHERE",
+            "RETURNING id AS \"pgward_1\", amount AS \"pgward_2\", pgward.\"check\"(",
+            "AS \"pgward_ok\"), u AS (SELECT \"pgward_1\" AS \"id\", \"pgward_2\" AS \"amount\" FROM \"pgward_u\") SELECT * FROM u",
+        ],
+        None,
+    ),
+    a(
+        "WITH u AS (UPDATE orders SET amount = 1) SELECT 1",
+        &["WITH \"pgward_u\" AS (UPDATE", "AS \"pgward_ok\") SELECT 1"],
+        None,
+    ),
+    a(
+        "WITH d AS (DELETE FROM orders WHERE id = 1) SELECT 1",
+        &[
+            "WITH \"pgward_d\" AS (DELETE FROM \"public\".\"orders\" WHERE",
+            ") SELECT 1",
+        ],
+        None,
+    ),
+    a(
+        "WITH s AS (SELECT id FROM orders), d(n) AS (DELETE FROM other.orders WHERE id IN (SELECT id FROM orders) RETURNING id) SELECT n FROM d, s",
+        &[
+            "WITH s AS (SELECT id FROM (SELECT",
+            "d (n) AS (SELECT \"pgward_1\" AS \"id\" FROM \"pgward_d\") SELECT n FROM d, s",
+        ],
+        None,
+    ),
+    a(
+        "WITH i AS (INSERT INTO orders (id) VALUES (9) RETURNING id), j AS (INSERT INTO other.orders (id) VALUES (9)) SELECT id FROM i",
+        &[
+            "\"pgward_i\" AS (INSERT",
+            "\"pgward_j\" AS (INSERT INTO \"other\".\"orders\" (id) VALUES (9))",
+        ],
+        None,
+    ),
     // ---- FOR UPDATE / SHARE ---------------------------------------------------
     a(
         "SELECT id FROM orders FOR UPDATE",
@@ -548,17 +587,39 @@ const REFUSED: &[(&str, &str)] = &[
     ("COPY employees FROM STDIN", "42501"),
     ("COPY other.orders FROM '/tmp/x'", "42501"),
     // Forms pgward does not secure
+    ("WITH d AS (DELETE FROM orders) SELECT * FROM d", "0A000"),
     (
-        "WITH d AS (DELETE FROM orders RETURNING id) SELECT * FROM d",
+        "WITH d AS (DELETE FROM orders) SELECT 1 FROM other.orders, d",
+        "0A000",
+    ),
+    (
+        "WITH d AS (UPDATE orders SET margin = 1 RETURNING id) SELECT * FROM d",
         "42501",
     ),
     (
-        "WITH d AS (UPDATE orders SET amount = 1 RETURNING id) SELECT * FROM d",
+        "WITH d AS (UPDATE orders SET amount = 1 RETURNING margin) SELECT * FROM d",
+        "42501",
+    ),
+    (
+        "WITH d AS (DELETE FROM employees RETURNING id) SELECT * FROM d",
         "42501",
     ),
     (
         "WITH d AS (DELETE FROM orders) UPDATE other.orders SET x = 1",
         "0A000",
+    ),
+    (
+        "WITH RECURSIVE d AS (DELETE FROM orders RETURNING id) SELECT * FROM d",
+        "0A000",
+    ),
+    (
+        "SELECT * FROM (WITH d AS (DELETE FROM orders RETURNING id) SELECT * FROM d) s",
+        "42501",
+    ),
+    // A write in WITH reads tables, not the other WITH queries.
+    (
+        "WITH s AS (SELECT 1 AS id), d AS (DELETE FROM other.orders WHERE id IN (SELECT id FROM s) RETURNING id) SELECT * FROM d",
+        "42P01",
     ),
     ("PREPARE p AS UPDATE orders SET amount = 1", "0A000"),
     ("PREPARE p AS INSERT INTO orders (id) VALUES (1)", "0A000"),

@@ -102,6 +102,7 @@ pub fn secure_write(statement: &mut Statement, env: &Env<'_, '_>) -> Result<Writ
         env,
         expected: Vec::new(),
         only_used: BTreeSet::new(),
+        cte: None,
     };
     let built = match inner {
         Statement::Insert(insert) => w.insert(insert, with)?,
@@ -117,19 +118,201 @@ pub fn secure_write(statement: &mut Statement, env: &Env<'_, '_>) -> Result<Writ
     })
 }
 
-/// Data-modifying WITH queries are not secured yet: refused, like PostgreSQL
-/// refuses them below the top level.
+/// Data-modifying WITH queries of a write are not secured: refused (they
+/// are, below a SELECT: `secure_cte_writes`).
 fn check_ctes(with: &With) -> Result<(), PgError> {
-    for cte in &with.cte_tables {
-        if matches!(
-            cte.query.body.as_ref(),
-            SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)
-        ) {
-            return Err(not_supported("data-modifying statements in WITH")
-                .with_hint("run the write as a statement of its own"));
-        }
+    if with.cte_tables.iter().any(|c| is_write_body(&c.query)) {
+        return Err(not_supported("data-modifying WITH queries in a write")
+            .with_hint("put the writes in the WITH of a SELECT, or run them one by one"));
     }
     Ok(())
+}
+
+fn is_write_body(q: &Query) -> bool {
+    matches!(
+        q.body.as_ref(),
+        SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)
+    )
+}
+
+/// Whether a query's own WITH holds a data-modifying query.
+pub fn has_cte_writes(q: &Query) -> bool {
+    q.with
+        .as_ref()
+        .is_some_and(|w| w.cte_tables.iter().any(|c| is_write_body(&c.query)))
+}
+
+/// A SELECT whose WITH holds data-modifying queries. Each write CTE `x`
+/// becomes `"pgward_x" AS (<secured write> RETURNING <r1> AS "pgward_1", …,
+/// <check> AS "pgward_ok")`, followed by `x AS (SELECT "pgward_1" AS
+/// "<r1's name>", … FROM "pgward_x")` when the client's write has a
+/// RETURNING; a write without one stays unreadable. The rest of the
+/// statement is then secured as a read by `securer`, with the writes set
+/// aside.
+pub fn secure_cte_writes(
+    q: &mut Query,
+    env: &Env<'_, '_>,
+    securer: &mut Securer<'_>,
+) -> Result<Written, PgError> {
+    let Some(with) = q.with.as_mut() else {
+        return Err(not_supported("this query"));
+    };
+    if with.recursive {
+        return Err(not_supported("data-modifying queries in WITH RECURSIVE"));
+    }
+    if !matches!(
+        q.body.as_ref(),
+        SetExpr::Select(_) | SetExpr::SetOperation { .. } | SetExpr::Query(_)
+    ) || !q.locks.is_empty()
+    {
+        return Err(not_supported("this query with data-modifying WITH queries"));
+    }
+    let mut w = Writer {
+        env,
+        expected: Vec::new(),
+        only_used: BTreeSet::new(),
+        cte: None,
+    };
+    let mut ctes = Vec::new();
+    // (position in `ctes`, the secured write) set aside while the read is
+    // secured.
+    let mut aside = Vec::new();
+    let mut unreadable = Vec::new();
+    for mut cte in std::mem::take(&mut with.cte_tables) {
+        if !is_write_body(&cte.query) {
+            ctes.push(cte);
+            continue;
+        }
+        if cte.from.is_some() {
+            return Err(not_supported("this form of WITH query"));
+        }
+        let name = fold(&cte.alias.name);
+        let body = std::mem::replace(
+            cte.query.body.as_mut(),
+            SetExpr::Values(sqlparser::ast::Values {
+                explicit_row: false,
+                value_keyword: false,
+                rows: Vec::new(),
+            }),
+        );
+        let statement = match body {
+            SetExpr::Insert(s) | SetExpr::Update(s) | SetExpr::Delete(s) => s,
+            _ => return Err(not_supported("MERGE")),
+        };
+        if cte.query.with.is_some()
+            || cte.query.order_by.is_some()
+            || cte.query.limit_clause.is_some()
+        {
+            return Err(not_supported("this form of WITH query"));
+        }
+        w.cte = Some(Vec::new());
+        let (secured, _) = match statement {
+            Statement::Insert(i) => w.insert(i, None)?,
+            Statement::Update(u) => w.update(u, None)?,
+            Statement::Delete(d) => w.delete(d, None)?,
+            _ => return Err(not_supported("this form of WITH query")),
+        };
+        let names = w.cte.take().unwrap_or_default();
+        let has_check = returning_has(&secured, "pgward_ok");
+        let private = format!("pgward_{name}");
+        // What the read sees of the write while it is secured.
+        let mut columns: Vec<String> = (1..=names.len())
+            .map(|i| format!("NULL AS \"pgward_{i}\""))
+            .collect();
+        if has_check {
+            columns.push("NULL AS \"pgward_ok\"".to_string());
+        }
+        if columns.is_empty() {
+            columns.push("NULL AS \"pgward_none\"".to_string());
+        }
+        let stand_in = parse_select(&format!("SELECT {}", columns.join(", ")))?;
+        let mut private_cte = cte.clone();
+        private_cte.alias = TableAlias {
+            explicit: false,
+            name: Ident::with_quote('"', private.clone()),
+            columns: Vec::new(),
+            at: None,
+        };
+        *private_cte.query = stand_in;
+        aside.push((ctes.len(), secured));
+        ctes.push(private_cte);
+        if names.is_empty() {
+            unreadable.push(name);
+            continue;
+        }
+        let select: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("\"pgward_{}\" AS {}", i + 1, quote_ident(n)))
+            .collect();
+        *cte.query = parse_select(&format!(
+            "SELECT {} FROM {}",
+            select.join(", "),
+            quote_ident(&private)
+        ))?;
+        cte.materialized = None;
+        ctes.push(cte);
+    }
+    with.cte_tables = ctes;
+    refuse_references(q, &unreadable)?;
+    super::check_query_shape(q)?;
+    super::secure_node(q, securer)?;
+    let Some(with) = q.with.as_mut() else {
+        return Err(not_supported("this query"));
+    };
+    for (i, secured) in aside {
+        let body = match secured {
+            Statement::Insert(_) => SetExpr::Insert(secured),
+            Statement::Update(_) => SetExpr::Update(secured),
+            _ => SetExpr::Delete(secured),
+        };
+        match with.cte_tables.get_mut(i) {
+            Some(cte) => *cte.query.body = body,
+            None => return Err(not_supported("this query")),
+        }
+    }
+    Ok(Written {
+        expected: w.expected,
+        only_used: w.only_used,
+        shape: None,
+    })
+}
+
+/// Whether a secured write's RETURNING has an item of that name.
+fn returning_has(statement: &Statement, name: &str) -> bool {
+    let returning = match statement {
+        Statement::Insert(i) => &i.returning,
+        Statement::Update(u) => &u.returning,
+        Statement::Delete(d) => &d.returning,
+        _ => return false,
+    };
+    returning
+        .iter()
+        .flatten()
+        .any(|item| matches!(item, SelectItem::ExprWithAlias { alias, .. } if alias.value == name))
+}
+
+/// A data-modifying WITH query without RETURNING cannot be read
+/// (PostgreSQL: "WITH query "x" does not have a RETURNING clause").
+fn refuse_references(q: &Query, names: &[String]) -> Result<(), PgError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut found = None;
+    let _ = sqlparser::ast::visit_relations(q, |r| {
+        if let [ObjectNamePart::Identifier(id)] = r.0.as_slice()
+            && names.contains(&fold(id))
+        {
+            found = Some(fold(id));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    match found {
+        Some(n) => Err(not_supported(&format!("reading WITH query \"{n}\""))
+            .with_hint("WITH query has no RETURNING clause; add one to read its rows")),
+        None => Ok(()),
+    }
 }
 
 fn placeholder_statement() -> Statement {
@@ -380,6 +563,10 @@ struct Writer<'e, 'a, 'c> {
     env: &'e Env<'a, 'c>,
     expected: Vec<String>,
     only_used: BTreeSet<Location>,
+    /// Set for the body of a data-modifying WITH query: its RETURNING
+    /// items are named `pgward_<n>` (their client names are recorded
+    /// here), and its check is `pgward_ok`.
+    cte: Option<Vec<String>>,
 }
 
 impl<'c> Writer<'_, '_, 'c> {
@@ -722,6 +909,29 @@ impl<'c> Writer<'_, '_, 'c> {
         with: Option<With>,
         tag: WriteTag,
     ) -> Result<(Statement, Option<ResultShape>), PgError> {
+        if let Some(names) = &mut self.cte {
+            let mut items = Vec::new();
+            if let Some((client, secured)) = returning {
+                for item in &client {
+                    names.push(item_name(item)?);
+                }
+                for (i, item) in secured.into_iter().enumerate() {
+                    items.push(SelectItem::ExprWithAlias {
+                        expr: item_expr(item)?,
+                        alias: Ident::with_quote('"', format!("pgward_{}", i + 1)),
+                    });
+                }
+            }
+            if let Some(check) = check {
+                self.note(&check)?;
+                items.push(SelectItem::ExprWithAlias {
+                    expr: parse_expr(&check)?,
+                    alias: Ident::with_quote('"', "pgward_ok"),
+                });
+            }
+            let statement = write((!items.is_empty()).then_some(items));
+            return Ok((statement, None));
+        }
         let with_write = |statement: Statement, with: Option<With>| match with {
             None => statement,
             Some(with) => {
