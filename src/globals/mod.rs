@@ -612,6 +612,93 @@ mod tests {
     }
 
     #[test]
+    fn identity_builtins_and_claims_become_typed_literals() {
+        let mut identity = Identity::new("ann", "jwt");
+        identity.user_id = Some(("7".into(), "pg_catalog.int8".into()));
+        identity.groups = vec!["g1".into(), "g'2".into()];
+        identity.claims = serde_json::json!({
+            "tenant": "acme' OR 'x'='x",
+            "level": 3,
+            "ratio": 0.5,
+            "admin": false,
+            "realm_access": {"roles": ["r1", "r2"]},
+            "ids": [1, 2],
+            "mixed": ["a", 1],
+            "empty": [],
+            "obj": {"k": "v"},
+            "https://example.com/tenant": "t1",
+        });
+        let values = GlobalValues::for_identity(&identity, &["public".into()], None);
+        let fill = |sql: &str, name: &str, attr: Option<&str>| {
+            values
+                .fill(&with(sql, vec![refs(name, attr, "$1")]))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(fill("x = $1", "user_id", None), "x = '7'::pg_catalog.int8");
+        assert_eq!(
+            fill("x = ANY($1)", "groups", None),
+            "x = ANY(ARRAY['g1'::pg_catalog.text, 'g''2'::pg_catalog.text]::pg_catalog.text[])"
+        );
+        assert_eq!(
+            fill("x = $1", "claims", Some("tenant")),
+            "x = 'acme'' OR ''x''=''x'::pg_catalog.text"
+        );
+        assert_eq!(
+            fill("x = $1", "claims", Some("level")),
+            "x = '3'::pg_catalog.int8"
+        );
+        assert_eq!(
+            fill("x = $1", "claims", Some("ratio")),
+            "x = '0.5'::pg_catalog.numeric"
+        );
+        assert_eq!(
+            fill("x = $1", "claims", Some("admin")),
+            "x = 'false'::pg_catalog.bool"
+        );
+        assert_eq!(
+            fill("x = ANY($1)", "claims", Some("realm_access.roles")),
+            "x = ANY(ARRAY['r1'::pg_catalog.text, 'r2'::pg_catalog.text]::pg_catalog.text[])"
+        );
+        assert_eq!(
+            fill("x = ANY($1)", "claims", Some("ids")),
+            "x = ANY(ARRAY['1'::pg_catalog.int8, '2'::pg_catalog.int8]::pg_catalog.int8[])"
+        );
+        // A scalar where a list is needed is a one-element list.
+        assert_eq!(
+            fill("x = ANY($1)", "claims", Some("tenant")),
+            "x = ANY(ARRAY['acme'' OR ''x''=''x'::pg_catalog.text]::pg_catalog.text[])"
+        );
+        assert_eq!(
+            fill("x = $1", "claims", Some("mixed")),
+            "x = '[\"a\",1]'::pg_catalog.jsonb"
+        );
+        assert_eq!(
+            fill("x = ANY($1)", "claims", Some("empty")),
+            "x = ANY('{}'::pg_catalog.text[])"
+        );
+        assert_eq!(
+            fill("x = $1", "claims", Some("obj")),
+            "x = '{\"k\":\"v\"}'::pg_catalog.jsonb"
+        );
+        assert_eq!(
+            fill("x = $1", "claims", Some("https://example.com/tenant")),
+            "x = 't1'::pg_catalog.text"
+        );
+        assert_eq!(fill("x = $1", "claims", Some("nope")), "x = NULL");
+        assert_eq!(
+            fill("x = $1", "claims", Some("realm_access.nope")),
+            "x = NULL"
+        );
+        // Every literal parses as PostgreSQL reads it, one statement.
+        for attr in ["tenant", "realm_access.roles", "mixed", "obj", "empty"] {
+            let sql = fill("x = ANY($1)", "claims", Some(attr));
+            let parsed = pg_query::parse(&format!("SELECT 1 WHERE {sql}")).unwrap();
+            assert_eq!(parsed.protobuf.stmts.len(), 1, "{sql}");
+        }
+    }
+
+    #[test]
     fn missing_values_are_null() {
         let values = GlobalValues::builtins("alice", &[], None);
         let e = with("x = $1", vec![refs("user_id", None, "$1")]);
