@@ -653,4 +653,41 @@ mod tests {
         );
         assert!(authenticate(&s, "alice", "pw").await.is_err());
     }
+
+    #[tokio::test]
+    async fn a_directory_that_never_answers_is_a_timeout() {
+        // Accepts connections and reads, but never says a word.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let s = LdapSettings {
+            url: format!("ldap://127.0.0.1:{port}"),
+            search: Some(LdapSearch {
+                base: "dc=x".into(),
+                filter: default_user_filter(),
+                bind_dn: Some("cn=s,dc=x".into()),
+                bind_password: Some("pw".into()),
+            }),
+            connect_timeout_ms: 200,
+            timeout_ms: 200,
+            ..LdapSettings::default()
+        };
+        let started = std::time::Instant::now();
+        let err = authenticate(&s, "alice", "pw").await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(err, LdapError::Timeout { .. } | LdapError::Server { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&port.to_string()), "{err}");
+    }
 }
