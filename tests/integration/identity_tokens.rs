@@ -635,3 +635,30 @@ async fn introspection_of_opaque_tokens() -> anyhow::Result<()> {
     assert_eq!(out.trim(), "4", "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn tokens_need_tls_unless_loopback_is_allowed() -> anyhow::Result<()> {
+    let db = identity_db("identity_jwt_tls").await?;
+    let dir = tempfile::tempdir()?;
+    let cert = crate::harness::self_signed_cert(dir.path())?;
+    let mut opts = options(&format!(
+        "[auth]\norder = [\"jwt\"]\n\
+         [auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = \"{SECRET}\"\nroles_claim = \"realm_access.roles\"\n\
+         [auth.lockout]\nmax_failures = 0\n"
+    ));
+    opts.tls = "prefer".into();
+    opts.cert = Some(cert);
+    let pgward = db.start_pgward(opts).await?;
+    let token = hs256(&claims("ann"))?;
+    let c = pgward.connect_tls("ann", &token, db.name()).await?;
+    assert_eq!(visible(&c).await?, [1, 5]);
+    // Without TLS the password is never asked for, known user or not.
+    for user in ["ann", "nobody"] {
+        let (code, message, _) = refusal(&pgward, user, &token).await?;
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("28000", "pgward accepts passwords only over TLS")
+        );
+    }
+    Ok(())
+}
