@@ -54,6 +54,7 @@ pub(super) fn secure_unparsed(
     }
     let mut printed: Vec<String> = Vec::with_capacity(stmts.len());
     let mut shows = Vec::new();
+    let mut shapes = Vec::new();
     let mut search_path = None;
     // The path as written and expanded, once a statement changed it.
     let mut changed: Option<(Vec<String>, Vec<String>)> = None;
@@ -84,6 +85,8 @@ pub(super) fn secure_unparsed(
                 // this call ends with its syntax error.
                 let secured = super::secure_text_session(text, false, ctx, client)?;
                 shows.extend(secured.shows.iter().map(|s| s + printed.len()));
+                // A checked write keeps its result shape at its position.
+                shapes.extend(secured.shapes.iter().map(|(i, s)| (i + printed.len(), *s)));
                 if let Some(change) = secured.search_path {
                     let client = change
                         .clone()
@@ -117,7 +120,7 @@ pub(super) fn secure_unparsed(
         sql: joined,
         search_path,
         shows,
-        shapes: Vec::new(),
+        shapes,
     })
 }
 

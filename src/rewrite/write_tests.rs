@@ -738,6 +738,13 @@ fn multi_statement_texts_report_the_shape_at_its_position() {
 }
 
 #[test]
+fn a_text_sqlparser_cannot_read_whole_keeps_the_shape_of_its_write() {
+    // `MOVE` is read by PostgreSQL's grammar only (see `fallback`).
+    let s = run("MOVE NEXT c; UPDATE orders SET amount = 1").unwrap();
+    assert_eq!(s.shapes, vec![(1, ResultShape::Silent)]);
+}
+
+#[test]
 fn unpoliced_writes_need_no_shape() {
     for sql in [
         "UPDATE other.orders SET x = 1",
