@@ -259,10 +259,15 @@ pub(crate) async fn run(
     });
     let mut in_transaction = false;
     let timed_out = || ScriptError::Timeout(limits.timeout.as_millis());
+    // Until the script's side hangs up (at once when there is no sql()).
+    let mut listening = true;
     let outcome = loop {
         tokio::select! {
-            request = rx.recv() => {
-                let Some(request) = request else { continue };
+            request = rx.recv(), if listening => {
+                let Some(request) = request else {
+                    listening = false;
+                    continue;
+                };
                 let Some(client) = client else { continue };
                 let answer = tokio::time::timeout_at(
                     deadline.into(),
