@@ -280,6 +280,14 @@ pub(crate) async fn run(
                     // does not wait for it. A cancel request needs no TLS.
                     let _ = client.cancel_token().cancel_query(tokio_postgres::NoTls).await;
                 }
+                if answer.is_err() && in_transaction {
+                    // A failed query aborts the transaction: end it, so that
+                    // a script that catches the error can query again.
+                    match client.batch_execute("ROLLBACK").await {
+                        Ok(()) => in_transaction = false,
+                        Err(e) => tracing::warn!("could not roll back a script's query: {e}"),
+                    }
+                }
                 let _ = request.reply.send(answer);
             }
             joined = &mut job => {

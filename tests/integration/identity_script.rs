@@ -142,6 +142,16 @@ async fn script_globals_query_with_parameters() -> anyhow::Result<()> {
         message.contains("column \"nope\" does not exist"),
         "{message}"
     );
+    // ...and query again after it.
+    let v = evaluate(
+        "try { sql('SELECT 1/0 AS x'); } catch (e) {}
+         return sql('SELECT count(*) AS n FROM employees')[0].n;",
+        &input("alice"),
+        &client,
+        &limits(),
+    )
+    .await?;
+    assert_eq!(v.rows, [[some("3")]]);
     // ...or that fails the global; a wrong parameter count too.
     for bad in [
         "return sql('SELECT nope FROM employees')",
