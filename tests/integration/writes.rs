@@ -949,3 +949,132 @@ fn tail_of(text: &str, n: usize) -> &str {
 pub(crate) fn tail(log: &str) -> &str {
     tail_of(log, 4000)
 }
+
+/// The SQLSTATE of a failed call, for assertions.
+fn code_of<T: std::fmt::Debug>(r: Result<T, tokio_postgres::Error>) -> String {
+    match r {
+        Ok(v) => format!("no error: {v:?}"),
+        Err(e) => e
+            .code()
+            .map_or_else(|| e.to_string(), |c| c.code().to_string()),
+    }
+}
+
+/// Prepared writes (extended protocol with parameters, and SQL PREPARE):
+/// the check runs on every execution's values, the same text with other
+/// values is not decided once for all.
+#[tokio::test]
+async fn prepared_writes_are_checked_per_execution() -> anyhow::Result<()> {
+    let (db, su) = items_db("writes_prepared", false).await?;
+    let pgward = db
+        .start_pgward(PgwardOptions::with_policies(POLICIES))
+        .await?;
+    let c = pgward.connect_as(W, W).await?;
+
+    let update = c.prepare("UPDATE items SET qty = $1 WHERE id = $2").await?;
+    assert_eq!(c.execute(&update, &[&50i32, &1i32]).await?, 1);
+    assert_eq!(
+        code_of(c.execute(&update, &[&101i32, &1i32]).await),
+        "42501"
+    );
+    assert_eq!(c.execute(&update, &[&50i32, &5i32]).await?, 0);
+    assert_eq!(c.execute(&update, &[&50i32, &3i32]).await?, 0);
+    assert_eq!(c.execute(&update, &[&60i32, &2i32]).await?, 1);
+    // The same text again, unprepared, with a failing value.
+    assert_eq!(
+        code_of(
+            c.execute("UPDATE items SET qty = $1 WHERE id = $2", &[&101i32, &2i32])
+                .await
+        ),
+        "42501"
+    );
+
+    let insert = c
+        .prepare("INSERT INTO items (id, owner, qty) VALUES ($1, $2, $3)")
+        .await?;
+    assert_eq!(c.execute(&insert, &[&20i32, &W, &1i32]).await?, 1);
+    assert_eq!(
+        code_of(c.execute(&insert, &[&21i32, &"olga", &1i32]).await),
+        "42501"
+    );
+    assert_eq!(
+        code_of(c.execute(&insert, &[&22i32, &W, &101i32]).await),
+        "42501"
+    );
+    assert_eq!(
+        code_of(c.execute(&insert, &[&5i32, &W, &1i32]).await),
+        "23505"
+    );
+    let rows = c
+        .query(
+            "INSERT INTO items (id, owner, qty) VALUES ($1, $2, $3) RETURNING id, qty",
+            &[&23i32, &W, &4i32],
+        )
+        .await?;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].get::<_, i32>(0), rows[0].get::<_, i32>(1)),
+        (23, 4)
+    );
+
+    let upsert = c
+        .prepare(
+            "INSERT INTO items (id, owner, qty) VALUES ($1, 'w3wanda', $2) \
+             ON CONFLICT (id) DO UPDATE SET qty = excluded.qty",
+        )
+        .await?;
+    assert_eq!(c.execute(&upsert, &[&2i32, &7i32]).await?, 1);
+    assert_eq!(code_of(c.execute(&upsert, &[&5i32, &7i32]).await), "42501");
+    assert_eq!(code_of(c.execute(&upsert, &[&4i32, &7i32]).await), "42501");
+    assert_eq!(c.execute(&upsert, &[&24i32, &7i32]).await?, 1);
+
+    let delete = c.prepare("DELETE FROM items WHERE id = $1").await?;
+    assert_eq!(c.execute(&delete, &[&5i32]).await?, 0);
+    assert_eq!(c.execute(&delete, &[&3i32]).await?, 0);
+    assert_eq!(c.execute(&delete, &[&24i32]).await?, 1);
+
+    // SQL-level PREPARE: a write pgward checks is refused (prepare it with
+    // a Parse message instead); one without a check (DELETE) is secured and
+    // runs.
+    let refused = code_of(
+        c.batch_execute("PREPARE p(int, int) AS UPDATE items SET qty = $1 WHERE id = $2")
+            .await,
+    );
+    assert!(refused == "0A000" || refused == "42501", "{refused}");
+    c.batch_execute("PREPARE d(int) AS DELETE FROM items WHERE id = $1")
+        .await?;
+    let deleted = |m: Vec<tokio_postgres::SimpleQueryMessage>| -> Vec<u64> {
+        m.iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(deleted(c.simple_query("EXECUTE d(5)").await?), [0]);
+    assert_eq!(deleted(c.simple_query("EXECUTE d(3)").await?), [0]);
+    assert_eq!(deleted(c.simple_query("EXECUTE d(20)").await?), [1]);
+
+    // In a transaction: a failing check aborts it, ROLLBACK undoes the rest.
+    c.batch_execute("BEGIN").await?;
+    assert_eq!(c.execute(&update, &[&0i32, &1i32]).await?, 1);
+    assert_eq!(
+        code_of(c.execute(&update, &[&101i32, &2i32]).await),
+        "42501"
+    );
+    assert_eq!(code_of(c.execute(&update, &[&0i32, &2i32]).await), "25P02");
+    c.batch_execute("ROLLBACK").await?;
+
+    let (got, rows) = fingerprint(&su, TABLES).await?;
+    su.batch_execute(&format!(
+        "BEGIN; {RESET}
+         UPDATE items SET qty = 50 WHERE id = 1;
+         UPDATE items SET qty = 7 WHERE id = 2;
+         INSERT INTO items (id, owner, qty) VALUES (23, 'w3wanda', 4);"
+    ))
+    .await?;
+    let (want, want_rows) = fingerprint(&su, TABLES).await?;
+    su.batch_execute("ROLLBACK").await?;
+    assert_eq!(got, want, "left\n{rows}\ninstead of\n{want_rows}");
+    Ok(())
+}
