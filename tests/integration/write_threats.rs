@@ -408,6 +408,29 @@ async fn write_oracles_follow_select_rules() -> anyhow::Result<()> {
         d.allowed(sql, tag).await?;
         d.unchanged(sql).await?;
     }
+    // EXPLAIN of a write is a read of its plan; EXPLAIN ANALYZE would run
+    // the write and count hidden rows, so it is refused and writes nothing.
+    for sql in [
+        "EXPLAIN (COSTS OFF) UPDATE orders SET notes = notes WHERE id = 5",
+        "EXPLAIN (COSTS OFF) DELETE FROM orders WHERE amount > 100",
+        "EXPLAIN (COSTS OFF) INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES (8, 1, 1, 1, 'open') \
+         ON CONFLICT (id) DO UPDATE SET notes = excluded.notes",
+    ] {
+        let reply = d.allowed(sql, "EXPLAIN").await?;
+        assert!(!reply.rows.is_empty(), "{sql}: {reply:#?}");
+        d.unchanged(sql).await?;
+    }
+    for sql in [
+        "EXPLAIN UPDATE orders SET notes = notes WHERE margin > 30",
+        "EXPLAIN ANALYZE UPDATE orders SET amount = 0",
+        "EXPLAIN (ANALYZE) DELETE FROM orders",
+        "explain (analyze true, costs off) insert into orders (id, customer_id, salesrep_id, amount, status) \
+         values (300, 1, 1, 1, 'open')",
+        "EXPLAIN (ANALYZE, FORMAT JSON) UPDATE orders SET notes = 'x' WHERE id = 5",
+    ] {
+        d.refused(sql, REFUSED).await?;
+    }
+
     // The division probe is a real one: directly, it fails.
     let direct =
         d.su.simple_query("UPDATE orders SET notes = notes WHERE 1 / (amount - 2250) > 0")
