@@ -756,3 +756,35 @@ fn unpoliced_writes_need_no_shape() {
         assert!(!s.sql.contains("pgward"), "{sql}: {}", s.sql);
     }
 }
+
+#[test]
+fn on_conflict_do_update_checks_the_existing_row_and_each_path_of_the_new_one() {
+    let own = "(\"orders\".salesrep_id = '1'::INT4)";
+    let seen = "(\"orders\".status <> 'archived')";
+    assert_eq!(
+        ok(
+            "INSERT INTO orders (id, salesrep_id, amount) VALUES (200, 1, 7) ON CONFLICT (id) DO UPDATE SET amount = 1"
+        ),
+        (
+            format!(
+                "INSERT INTO \"public\".\"orders\" (id, salesrep_id, amount) VALUES (200, 1, 7) ON CONFLICT(id) \
+                 DO UPDATE SET amount = 1 WHERE pgward.\"check\"({own} AND {seen}, \
+                 'new row violates row-level security policy (USING expression) for table \"orders\"') \
+                 RETURNING pgward.\"check\"(CASE WHEN \"orders\".xmax = 0 THEN {own} AND (\"orders\".amount >= 0) AND {seen} \
+                 ELSE {own} AND {seen} END, {CHECK_NEW})"
+            ),
+            SILENT
+        )
+    );
+}
+
+#[test]
+fn a_write_in_with_is_renamed_and_read_through_its_returning_columns() {
+    assert_eq!(
+        ok("WITH d(n) AS (DELETE FROM orders WHERE id = 2 RETURNING id) SELECT n FROM d").0,
+        "WITH \"pgward_d\" AS (DELETE FROM \"public\".\"orders\" WHERE (\"orders\".salesrep_id = '1'::INT4) \
+         AND (\"orders\".status <> 'archived') AND CASE WHEN (\"orders\".salesrep_id = '1'::INT4) \
+         AND (\"orders\".status <> 'archived') THEN (id = 2) END RETURNING id AS \"pgward_1\"), \
+         d (n) AS (SELECT \"pgward_1\" AS \"id\" FROM \"pgward_d\") SELECT n FROM d"
+    );
+}

@@ -1856,4 +1856,8 @@ fn not_supported(what: &str) -> PgError {
         code::FEATURE_NOT_SUPPORTED,
         format!("pgward does not support {what}"),
     )
+    .with_hint(
+        "pgward secures INSERT (VALUES, SELECT, DEFAULT VALUES, ON CONFLICT, RETURNING), \
+         UPDATE (SET, FROM, WHERE, RETURNING) and DELETE (USING, WHERE, RETURNING) on tables",
+    )
 }
