@@ -44,6 +44,49 @@ impl Default for ScriptLimits {
     }
 }
 
+/// `[globals]`: the limits of script globals, as configured.
+///
+/// ```toml
+/// [globals]
+/// script_timeout_ms = 1000
+/// script_memory_limit = 16777216   # bytes
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlobalsSettings {
+    pub script_timeout_ms: u64,
+    pub script_memory_limit: usize,
+}
+
+impl Default for GlobalsSettings {
+    fn default() -> Self {
+        let limits = ScriptLimits::default();
+        GlobalsSettings {
+            script_timeout_ms: limits.timeout.as_millis() as u64,
+            script_memory_limit: limits.memory_limit,
+        }
+    }
+}
+
+impl GlobalsSettings {
+    /// The limits, or what is wrong with them (for `globals.<key>`).
+    pub fn limits(&self) -> Result<ScriptLimits, (&'static str, String)> {
+        if self.script_timeout_ms == 0 {
+            return Err(("globals.script_timeout_ms", "must be above 0".into()));
+        }
+        if self.script_memory_limit < 1024 * 1024 {
+            return Err((
+                "globals.script_memory_limit",
+                "must be at least 1048576 (1 MiB)".into(),
+            ));
+        }
+        Ok(ScriptLimits {
+            timeout: Duration::from_millis(self.script_timeout_ms),
+            memory_limit: self.script_memory_limit,
+        })
+    }
+}
+
 /// What a script global sees, as JavaScript globals of the same names.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScriptInput {
@@ -981,6 +1024,23 @@ mod tests {
                 "{e}"
             ),
         }
+    }
+
+    #[test]
+    fn globals_settings() {
+        let s: GlobalsSettings = toml::from_str("script_timeout_ms = 250").unwrap();
+        assert_eq!(
+            s.limits().unwrap(),
+            ScriptLimits {
+                timeout: Duration::from_millis(250),
+                memory_limit: 16 * 1024 * 1024
+            }
+        );
+        let zero: GlobalsSettings = toml::from_str("script_timeout_ms = 0").unwrap();
+        assert_eq!(zero.limits().unwrap_err().0, "globals.script_timeout_ms");
+        let small: GlobalsSettings = toml::from_str("script_memory_limit = 1000").unwrap();
+        assert_eq!(small.limits().unwrap_err().0, "globals.script_memory_limit");
+        assert!(toml::from_str::<GlobalsSettings>("timeout = 1").is_err());
     }
 
     #[test]
