@@ -696,6 +696,13 @@ fn cases() -> Vec<Case> {
                  INSERT INTO audit SELECT id, 'gone' FROM d", "INSERT 0 1", &[],
              "DELETE FROM items WHERE id = 1; INSERT INTO audit VALUES (1, 'gone')"),
         case(R, "WITH u AS (UPDATE items SET note = 'x' RETURNING id) SELECT count(*) FROM u", DENIED, &[], ""),
+        // The CTE runs to completion, its rows checked, whether or not the
+        // query reads them.
+        case(W, "WITH u AS (UPDATE items SET qty = 500 WHERE id = 1 RETURNING id) SELECT 1 LIMIT 0", CHECK, &[], ""),
+        case(W, "WITH u AS (UPDATE items SET qty = 500 WHERE id = 1) SELECT 1", CHECK, &[], ""),
+        case(W, "WITH i AS (INSERT INTO items (id, owner) VALUES (20, 'olga')) SELECT count(*) FROM items", CHECK, &[], ""),
+        case(W, "WITH u AS (UPDATE items SET qty = 0 WHERE id = 1) SELECT 1", "SELECT 1", &["1"], "UPDATE items SET qty = 0 WHERE id = 1"),
+        case(W, "WITH d AS (DELETE FROM items WHERE id = 5) SELECT 1", "SELECT 1", &["1"], ""),
         differs(case(U, "WITH u AS (UPDATE items SET note = 'x' RETURNING id) SELECT count(*) FROM u", DENIED, &[], ""), NO_UPDATE_ENTRY),
         // SELECT … FOR UPDATE / SHARE
         case(W, "SELECT id FROM items FOR UPDATE", "SELECT 2", &["1", "2"], ""),
