@@ -431,6 +431,16 @@ async fn write_oracles_follow_select_rules() -> anyhow::Result<()> {
         d.refused(sql, REFUSED).await?;
     }
 
+    // pgward's own check function is not the user's to call.
+    for sql in [
+        "SELECT pgward.\"check\"(true, 'x')",
+        "SELECT \"pgward\".\"check\"(amount > 1000, 'x') FROM orders",
+        "UPDATE orders SET notes = notes WHERE pgward.\"check\"(id <> 2, 'new row violates row-level security policy')",
+        "UPDATE orders SET notes = notes WHERE id = 1 RETURNING pgward.\"check\"(false, 'spoofed')",
+    ] {
+        d.refused(sql, REFUSED).await?;
+    }
+
     // The division probe is a real one: directly, it fails.
     let direct =
         d.su.simple_query("UPDATE orders SET notes = notes WHERE 1 / (amount - 2250) > 0")
