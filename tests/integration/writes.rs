@@ -99,6 +99,24 @@ impl Wire {
         self.collect(sql, None).await
     }
 
+    /// Sends every statement as Parse, Bind, Describe (portal), Execute,
+    /// then one Sync: a pipeline in one implicit transaction.
+    pub(crate) async fn pipeline(&mut self, statements: &[&str]) -> anyhow::Result<Reply> {
+        let mut bytes = Vec::new();
+        for sql in statements {
+            let mut parse = vec![0];
+            parse.extend_from_slice(sql.as_bytes());
+            parse.extend_from_slice(&[0, 0, 0]);
+            bytes.extend(message(b'P', &parse));
+            bytes.extend(message(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]));
+            bytes.extend(message(b'D', b"P\0"));
+            bytes.extend(message(b'E', &[0, 0, 0, 0, 0]));
+        }
+        bytes.extend(message(b'S', &[]));
+        self.0.send(&bytes).await?;
+        self.collect(&statements.join("; "), None).await
+    }
+
     async fn exchange(&mut self, sql: &str, data: Option<&str>) -> anyhow::Result<Reply> {
         self.0.send(&query(sql)).await?;
         self.collect(sql, data).await
@@ -1083,5 +1101,114 @@ async fn prepared_writes_are_checked_per_execution() -> anyhow::Result<()> {
     let (want, want_rows) = fingerprint(&su, TABLES).await?;
     su.batch_execute("ROLLBACK").await?;
     assert_eq!(got, want, "left\n{rows}\ninstead of\n{want_rows}");
+    Ok(())
+}
+
+/// Writes pipelined in the extended protocol (one Sync): results keep their
+/// place, a failing check or a refusal in the middle skips the rest and
+/// rolls back the implicit transaction, so nothing is written.
+#[tokio::test]
+async fn pipelined_writes_fail_as_one_transaction() -> anyhow::Result<()> {
+    let (db, su) = items_db("writes_pipeline", false).await?;
+    let pgward = db
+        .start_pgward(PgwardOptions::with_policies(POLICIES))
+        .await?;
+    let mut w = Wire::login(pgward.port(), W, W, db.name()).await?;
+    let (base, _) = fingerprint(&su, TABLES).await?;
+    let hidden = hidden_for(W);
+
+    for (statements, tags, code) in [
+        (
+            &[
+                "UPDATE items SET qty = 1 WHERE id = 1",
+                "UPDATE items SET qty = 500 WHERE id = 2",
+                "UPDATE items SET qty = 2 WHERE id = 2",
+            ][..],
+            &["UPDATE 1"][..],
+            "42501",
+        ),
+        (
+            &[
+                "INSERT INTO items (id, owner) VALUES (20, 'w3wanda') RETURNING id",
+                "UPDATE items SET qty = 0 WHERE id = 2 RETURNING secret",
+                "DELETE FROM items WHERE id = 2",
+            ],
+            &["INSERT 0 1"],
+            "42501",
+        ),
+        (
+            &[
+                "DELETE FROM items WHERE id = 1",
+                "INSERT INTO items (id, owner) VALUES (21, 'w3wanda'), (22, 'olga')",
+            ],
+            &["DELETE 1"],
+            "42501",
+        ),
+        (
+            &[
+                "UPDATE items SET qty = 0 WHERE id = 1",
+                "UPDATE items SET qty = -1 WHERE id = 2",
+            ],
+            &["UPDATE 1"],
+            "23514",
+        ),
+    ] {
+        su.batch_execute(RESET).await?;
+        let reply = w.pipeline(statements).await?;
+        assert_hidden(&statements.join("; "), &reply, &hidden);
+        assert_eq!(reply.tags, tags, "{statements:?}: {reply:#?}");
+        assert_eq!(reply.code(), Some(code), "{statements:?}: {reply:#?}");
+        let (md5, rows) = fingerprint(&su, TABLES).await?;
+        assert_eq!(md5, base, "{statements:?} wrote:\n{rows}");
+    }
+
+    // All allowed: every result in its place, RETURNING rows included.
+    su.batch_execute(RESET).await?;
+    let statements = [
+        "INSERT INTO items (id, owner) VALUES (20, 'w3wanda') RETURNING id, owner",
+        "UPDATE items SET qty = qty + 1 WHERE id <= 2 RETURNING id, qty",
+        "DELETE FROM items WHERE id = 5",
+        "INSERT INTO items (id, owner, qty) VALUES (1, 'w3wanda', 9) ON CONFLICT (id) DO UPDATE SET qty = excluded.qty",
+        "SELECT id FROM items WHERE id > 10 FOR UPDATE",
+    ];
+    let reply = w.pipeline(&statements).await?;
+    assert_hidden("pipeline", &reply, &hidden);
+    assert!(reply.error.is_none(), "{reply:#?}");
+    assert_eq!(
+        reply.tags,
+        [
+            "INSERT 0 1",
+            "UPDATE 2",
+            "DELETE 0",
+            "INSERT 0 1",
+            "SELECT 1"
+        ]
+    );
+    assert_eq!(reply.rows, ["20|w3wanda", "1|6", "2|8", "20"]);
+    let (md5, rows) = fingerprint(&su, TABLES).await?;
+    su.batch_execute(&format!(
+        "BEGIN; {RESET}
+         INSERT INTO items (id, owner) VALUES (20, 'w3wanda');
+         UPDATE items SET qty = 9 WHERE id = 1;
+         UPDATE items SET qty = 8 WHERE id = 2;"
+    ))
+    .await?;
+    let (want, want_rows) = fingerprint(&su, TABLES).await?;
+    su.batch_execute("ROLLBACK").await?;
+    assert_eq!(md5, want, "left\n{rows}\ninstead of\n{want_rows}");
+
+    // In an explicit transaction: the failure aborts it, COMMIT rolls back.
+    su.batch_execute(RESET).await?;
+    w.run("BEGIN").await?;
+    let reply = w
+        .pipeline(&[
+            "UPDATE items SET qty = 0 WHERE id = 1",
+            "UPDATE items SET qty = 101 WHERE id = 2",
+        ])
+        .await?;
+    assert_eq!(reply.code(), Some("42501"), "{reply:#?}");
+    let reply = w.run("COMMIT").await?;
+    assert_eq!(reply.tag(), Some("ROLLBACK"), "{reply:#?}");
+    assert_eq!(fingerprint(&su, TABLES).await?.0, base);
     Ok(())
 }
