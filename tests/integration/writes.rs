@@ -605,6 +605,11 @@ fn cases() -> Vec<Case> {
         case(W, "UPDATE items SET note = (SELECT count(*)::text FROM items) WHERE id = 1", "UPDATE 1", &[],
              "UPDATE items SET note = '3' WHERE id = 1"),
         case(W, "UPDATE items SET qty = -1 WHERE id = 1", "23514", &[], ""),
+        // A row that fails the policy check and a constraint: the check comes first.
+        case(W, "UPDATE items SET status = NULL WHERE id = 1", CHECK, &[], ""),
+        case(W, "INSERT INTO items (id, owner) VALUES (5, 'olga')", CHECK, &[], ""),
+        case(W, "INSERT INTO items (id, owner, qty) VALUES (20, 'olga', -1)", CHECK, &[], ""),
+        case(W, "INSERT INTO items (id, owner, status) VALUES (20, 'w3wanda', NULL)", CHECK, &[], ""),
         case(W, "UPDATE items SET (qty, note) = (SELECT qty, note FROM items WHERE id = 5) WHERE id = 1", CHECK, &[], ""),
         case(W, "UPDATE items SET (qty, note) = (SELECT qty, note FROM items WHERE id = 2) WHERE id = 1", "UPDATE 1", &[],
              "UPDATE items SET qty = 7, note = 'note-wanda-2' WHERE id = 1"),
@@ -671,6 +676,10 @@ fn cases() -> Vec<Case> {
              "INSERT INTO items (id, owner) VALUES (20, 'w3wanda')"),
         case(W, "INSERT INTO items (id, owner) VALUES (5, 'w3wanda') ON CONFLICT (id) DO NOTHING", "INSERT 0 0", &[], ""),
         case(W, "INSERT INTO items (id, owner) VALUES (20, 'olga') ON CONFLICT DO NOTHING", CHECK, &[], ""),
+        // The proposed row is checked before the conflict is looked for.
+        case(W, "INSERT INTO items (id, owner) VALUES (5, 'olga') ON CONFLICT DO NOTHING", CHECK, &[], ""),
+        case(W, "INSERT INTO items (id, owner) VALUES (1, 'olga') ON CONFLICT (id) DO UPDATE SET qty = 2", CHECK, &[], ""),
+        case(W, "INSERT INTO items (id, owner, qty) VALUES (1, 'w3wanda', 101) ON CONFLICT (id) DO UPDATE SET qty = 2", CHECK, &[], ""),
         case(W, "INSERT INTO items (id, owner, qty) VALUES (1, 'w3wanda', 2) ON CONFLICT (id) DO UPDATE SET qty = excluded.qty",
              "INSERT 0 1", &[], "UPDATE items SET qty = 2 WHERE id = 1"),
         case(W, "INSERT INTO items (id, owner, qty) VALUES (5, 'w3wanda', 2) ON CONFLICT (id) DO UPDATE SET qty = excluded.qty", CHECK, &[], ""),
