@@ -639,6 +639,30 @@ mod tests {
         );
     }
 
+    /// The README's LDAP example loads and validates as written (with a CA
+    /// file of that name beside it).
+    #[test]
+    fn the_readme_example_loads() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("\n### LDAP (`[auth.ldap]`)")
+            .expect("the README's LDAP section");
+        let block = readme[start..]
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a TOML example");
+        let doc: toml::Table = toml::from_str(block).unwrap();
+        let ldap = doc["auth"]["ldap"].clone();
+        let mut settings: LdapSettings = ldap.try_into().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["ldap.example.org".into()]).unwrap();
+        std::fs::write(dir.path().join("ldap-ca.pem"), cert.cert.pem()).unwrap();
+        settings.validate(dir.path()).unwrap();
+        assert!(settings.search.is_some());
+        assert_eq!(settings.role_map.len(), 2);
+    }
+
     #[tokio::test]
     async fn an_empty_password_is_rejected_without_asking_the_directory() {
         // Nothing listens on this port: asking would be an error, not Rejected.
