@@ -306,6 +306,20 @@ async fn demo_write_lines_through_psql() -> anyhow::Result<()> {
     // And she sees it as one of her orders.
     let (out, err) = psql(&conn, "SELECT count(*) FROM orders").await?;
     assert_eq!(out.trim(), "4", "{err}");
+
+    // dave (manager) holds only SELECT on orders: every write is 42501.
+    let (after_alice, _) = fingerprint(&su, ORDERS).await?;
+    let dave = pgward.conn_string("dave", "dave", db.name());
+    for sql in [
+        "UPDATE orders SET amount = amount + 1",
+        "DELETE FROM orders WHERE id = 5",
+        "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES (101, 1, 2, 10, 'open')",
+        "SELECT id FROM orders FOR UPDATE",
+    ] {
+        let (out, err) = psql_verbose(&dave, sql).await?;
+        assert!(err.contains("ERROR:  42501"), "{sql}: {out}\n{err}");
+    }
+    assert_eq!(fingerprint(&su, ORDERS).await?.0, after_alice);
     Ok(())
 }
 
