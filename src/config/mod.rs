@@ -115,6 +115,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub auth: AuthConfig,
     pub policies: PoliciesConfig,
+    /// `[globals]`: limits of script globals.
+    pub globals: crate::globals::script::ScriptLimits,
 }
 
 impl Config {

@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     upstream: RawUpstream,
     policies: RawPolicies,
     auth: RawAuth,
+    globals: crate::globals::script::GlobalsSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +146,10 @@ impl RawConfig {
             server: self.server.validate(base)?,
             upstream: self.upstream.validate(base)?,
             auth: self.auth.validate(base)?,
+            globals: self
+                .globals
+                .limits()
+                .map_err(|(key, message)| ConfigError::Invalid { key, message })?,
             policies: PoliciesConfig {
                 paths: self
                     .policies

@@ -350,7 +350,8 @@ pub async fn resolve(
     client: &tokio_postgres::Client,
 ) -> Result<GlobalValues, PgError> {
     let values = GlobalValues::builtins(login, roles, client_addr);
-    resolve_declared(policies, roles, values, &[], client).await
+    let limits = script::ScriptLimits::default();
+    resolve_declared(policies, roles, values, &[], client, &limits).await
 }
 
 /// The globals of an authenticated identity whose dynamic identity
@@ -362,9 +363,10 @@ pub async fn resolve_identity(
     roles: &[String],
     client_addr: Option<&str>,
     client: &tokio_postgres::Client,
+    limits: &script::ScriptLimits,
 ) -> Result<GlobalValues, PgError> {
     let values = GlobalValues::for_identity(identity, roles, client_addr);
-    resolve_declared(policies, roles, values, &IDENTITY_GLOBALS, client).await
+    resolve_declared(policies, roles, values, &IDENTITY_GLOBALS, client, limits).await
 }
 
 /// Whether the policy files declare a global that extends the identity.
@@ -382,6 +384,7 @@ pub async fn extend_identity(
     roles: Vec<String>,
     client_addr: Option<&str>,
     client: &tokio_postgres::Client,
+    limits: &script::ScriptLimits,
 ) -> Result<Vec<String>, PgError> {
     let before = roles.clone();
     let mut roles = roles;
@@ -406,7 +409,7 @@ pub async fn extend_identity(
             ));
         }
         let values = GlobalValues::for_identity(identity, &roles, client_addr);
-        let value = evaluate_global(global, &values, client).await?;
+        let value = evaluate_global(global, &values, client, limits).await?;
         let texts = || {
             value
                 .rows
@@ -454,6 +457,7 @@ async fn evaluate_global(
     global: &crate::policy::model::Global,
     values: &GlobalValues,
     client: &tokio_postgres::Client,
+    limits: &script::ScriptLimits,
 ) -> Result<GlobalValue, PgError> {
     let failed = |e: &dyn std::fmt::Display| {
         tracing::warn!("global \"{}\" failed: {e}", global.name);
@@ -465,8 +469,7 @@ async fn evaluate_global(
     let value = match &global.body {
         GlobalBody::Script(s) => {
             let input = script::ScriptInput::from_values(values);
-            let limits = script::ScriptLimits::default();
-            script::evaluate(&s.source, &input, client, &limits)
+            script::evaluate(&s.source, &input, client, limits)
                 .await
                 .map_err(|e| failed(&e))?
         }
@@ -495,12 +498,13 @@ async fn resolve_declared(
     mut values: GlobalValues,
     skip: &[&str],
     client: &tokio_postgres::Client,
+    limits: &script::ScriptLimits,
 ) -> Result<GlobalValues, PgError> {
     for global in policies.globals_for(roles) {
         if skip.contains(&global.name.as_str()) {
             continue;
         }
-        let value = evaluate_global(global, &values, client).await?;
+        let value = evaluate_global(global, &values, client, limits).await?;
         values.insert(&global.name, value);
     }
     Ok(values)

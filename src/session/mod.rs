@@ -308,15 +308,29 @@ async fn session_mode(
         )
     })?;
     if dynamic {
-        roles =
-            crate::globals::extend_identity(policies, &mut identity, roles, peer, &client).await?;
+        roles = crate::globals::extend_identity(
+            policies,
+            &mut identity,
+            roles,
+            peer,
+            &client,
+            &shared.config.globals,
+        )
+        .await?;
         if identity.bypasses_policies(policies, &roles) {
             tracing::info!(user, "session bypasses policies (BYPASSPOLICY)");
             return Ok(Mode::Bypass);
         }
     }
-    let values =
-        crate::globals::resolve_identity(policies, &identity, &roles, peer, &client).await?;
+    let values = crate::globals::resolve_identity(
+        policies,
+        &identity,
+        &roles,
+        peer,
+        &client,
+        &shared.config.globals,
+    )
+    .await?;
     let context: Arc<str> = Arc::from(format!("{user}\u{0}{roles:?}\u{0}{values:?}"));
     Ok(Mode::Policy {
         access: Arc::new(policy::SessionPolicy::new(
