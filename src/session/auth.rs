@@ -262,10 +262,14 @@ async fn cleartext_login(
             )));
         }
     };
-    let decision = decide(shared, user, &password, peer).await;
     if locked {
+        // No source is asked (an LDAP directory or an identity provider
+        // must not see guesses for a locked-out name); the same refusal
+        // follows for known and unknown names.
+        decoy(shared);
         return Ok(AuthOutcome::Refused(password_failure(user)));
     }
+    let decision = decide(shared, user, &password, peer).await;
     match decision {
         Decision::Accepted(identity) => {
             out.clear();

@@ -236,8 +236,7 @@ async fn failed_logins_are_delayed_then_locked_out() -> anyhow::Result<()> {
     let db = identity_db("identity_lockout").await?;
     let pgward = db
         .start_pgward(options(
-            "[auth.lockout]\nmax_failures = 3\ndelay_ms = 300\nmax_delay_ms = 600\n\
-             window_s = 60\nduration_s = 3\n",
+            "[auth.lockout]\nmax_failures = 100\ndelay_ms = 1500\nmax_delay_ms = 3000\n",
         ))
         .await?;
     let mut took = Vec::new();
@@ -247,18 +246,24 @@ async fn failed_logins_are_delayed_then_locked_out() -> anyhow::Result<()> {
         took.push(started.elapsed());
     }
     // The second failure waits for the delay.
-    assert!(took[1] >= Duration::from_millis(300), "{took:?}");
-    // A success is never slowed, and resets the name's count.
+    assert!(took[1] >= Duration::from_millis(1500), "{took:?}");
+    // A success is never slowed (a third failure would wait 3 s), and
+    // resets the name's count.
     let started = Instant::now();
     assert_eq!(sees(&pgward, "alice", "alice").await?, [1]);
     assert!(
-        started.elapsed() < Duration::from_millis(300),
+        started.elapsed() < Duration::from_millis(1500),
         "{:?}",
         started.elapsed()
     );
 
     // Three failures lock the name (and this address) out: the right
     // password is refused too, with the same error and a hint.
+    let pgward = db
+        .start_pgward(options(
+            "[auth.lockout]\nmax_failures = 3\ndelay_ms = 0\nwindow_s = 60\nduration_s = 3\n",
+        ))
+        .await?;
     for _ in 0..3 {
         let _ = refusal(&pgward, "alice", "wrong").await?;
     }

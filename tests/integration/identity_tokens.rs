@@ -665,3 +665,37 @@ async fn tokens_need_tls_unless_loopback_is_allowed() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_locked_out_name_is_not_checked_with_the_identity_provider() -> anyhow::Result<()> {
+    let db = identity_db("identity_lockout_idp").await?;
+    let server = HttpServer::start(Arc::new(move |_, _, _, body| {
+        let active = String::from_utf8_lossy(body).contains("token=opaque-ann");
+        let answer = if active {
+            json!({"active": true, "username": "ann", "scope": "reader", "exp": now() + 60})
+        } else {
+            json!({"active": false})
+        };
+        (200, answer.to_string())
+    }))
+    .await?;
+    let pgward = db
+        .start_pgward(options(&format!(
+            "[auth]\norder = [\"introspection\"]\nallow_cleartext_on_loopback = true\n\
+             [auth.introspection]\nurl = \"http://127.0.0.1:{}/\"\n\
+             client_id = \"pgward\"\nclient_secret = \"s\"\nroles_claim = \"scope\"\n\
+             [auth.lockout]\nmax_failures = 2\ndelay_ms = 0\nduration_s = 60\n",
+            server.port
+        )))
+        .await?;
+    for guess in ["guess-1", "guess-2"] {
+        refusal(&pgward, "ann", guess).await?;
+    }
+    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+    // Locked out: even the valid token is refused, and never sent.
+    let (code, _, hint) = refusal(&pgward, "ann", "opaque-ann").await?;
+    assert_eq!(code, "28P01");
+    assert!(hint.is_some_and(|h| h.contains("Too many failed logins")));
+    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+    Ok(())
+}
