@@ -349,7 +349,8 @@ INSERT INTO items VALUES
     (3, 'w3wanda', 9, 30.00, 'hidden', 'note-hidden-3', 'sec-hidden-3'),
     (4, 'w3wanda', 3, 40.00, 'frozen', 'note-frozen-4', 'sec-frozen-4'),
     (5, 'olga', 11, 50.00, 'open', 'note-olga-5', 'sec-olga-5'),
-    (6, 'olga', 13, 60.00, 'closed', 'note-olga-6', 'sec-olga-6');
+    (6, 'olga', 13, 60.00, 'closed', 'note-olga-6', 'sec-olga-6'),
+    (7, 'w3both', 2, 70.00, 'open', 'note-both-7', 'sec-both-7');
 INSERT INTO audit VALUES (1, 'base');
 ";
 
@@ -372,6 +373,7 @@ CREATE USER w3wanda PASSWORD 'w3wanda' IN ROLE w3writer;
 CREATE USER w3carl PASSWORD 'w3carl' IN ROLE w3clerk;
 CREATE USER w3rita PASSWORD 'w3rita' IN ROLE w3reader;
 CREATE USER w3uma PASSWORD 'w3uma' IN ROLE w3locker;
+CREATE USER w3both PASSWORD 'w3both' IN ROLE w3writer, w3clerk;
 
 GRANT SELECT (id, owner, qty, price, status, note),
       INSERT (id, owner, qty, price, status, note),
@@ -438,9 +440,10 @@ CREATE ROLE w3wanda LOGIN PASSWORD 'w3wanda' IN ROLE w3writer;
 CREATE ROLE w3carl LOGIN PASSWORD 'w3carl' IN ROLE w3clerk;
 CREATE ROLE w3rita LOGIN PASSWORD 'w3rita' IN ROLE w3reader;
 CREATE ROLE w3uma LOGIN PASSWORD 'w3uma' IN ROLE w3locker;
+CREATE ROLE w3both LOGIN PASSWORD 'w3both' IN ROLE w3writer, w3clerk;
 ";
 
-const USERS: &[&str] = &["w3wanda", "w3carl", "w3rita", "w3uma"];
+const USERS: &[&str] = &["w3wanda", "w3carl", "w3rita", "w3uma", "w3both"];
 
 /// What a user may never receive, whatever the statement.
 fn hidden_for(user: &str) -> Vec<&'static str> {
@@ -451,10 +454,12 @@ fn hidden_for(user: &str) -> Vec<&'static str> {
         "sec-frozen-4",
         "sec-olga-5",
         "sec-olga-6",
+        "sec-both-7",
     ];
     match user {
-        "w3wanda" => hidden.extend(["note-olga-5", "note-olga-6", "note-hidden-3"]),
+        "w3wanda" => hidden.extend(["note-olga-5", "note-olga-6", "note-hidden-3", "note-both-7"]),
         "w3rita" => hidden.push("note-olga-6"),
+        "w3both" => hidden.push("note-hidden-3"),
         _ => {}
     }
     hidden
@@ -488,6 +493,7 @@ const W: &str = "w3wanda";
 const C: &str = "w3carl";
 const R: &str = "w3rita";
 const U: &str = "w3uma";
+const B: &str = "w3both";
 
 const CHECK: &str = "42501:new row violates row-level security policy";
 const DENIED: &str = "42501:permission denied";
@@ -533,6 +539,8 @@ const RETURNING_STAR: &str = "RETURNING * shows the visible columns (PRODUCT.md 
 const NO_UPDATE_ENTRY: &str = "no UPDATE entry applies, so none has the SET column (§3.8): \
                                refused; PostgreSQL updates no row";
 const LOCK_IN_SUBQUERY: &str = "pgward refuses FOR UPDATE/SHARE below the top level";
+const ENTRY_COLUMNS: &str = "an UPDATE entry's rows go with its columns (§3.8); PostgreSQL \
+                             ORs the roles' policies whatever the columns";
 const UPDATE_NO_READ: &str = "pgward updates only rows the user can SELECT (§3.8); PostgreSQL \
                               applies SELECT policies only when the statement reads columns";
 
@@ -646,7 +654,7 @@ fn cases() -> Vec<Case> {
         case(C, "UPDATE items SET status = 'done', qty = 0 WHERE id = 5", DENIED, &[], ""),
         case(C, "UPDATE items SET status = 'closed' WHERE id = 1", CHECK, &[], ""),
         case(C, "UPDATE items SET status = 'open' WHERE id = 6", "UPDATE 0", &[], ""),
-        case(C, "UPDATE items SET status = 'done'", "UPDATE 5", &[], "UPDATE items SET status = 'done' WHERE id <= 5"),
+        case(C, "UPDATE items SET status = 'done'", "UPDATE 6", &[], "UPDATE items SET status = 'done' WHERE id <> 6"),
         case(C, "UPDATE items SET status = 'done' WHERE id = 1 RETURNING secret", DENIED, &[], ""),
         differs(case(U, "UPDATE items SET note = 'x'", DENIED, &[], ""), NO_UPDATE_ENTRY),
         case(R, "UPDATE items SET note = 'x'", DENIED, &[], ""),
@@ -745,6 +753,29 @@ fn cases() -> Vec<Case> {
         case(W, "WITH u AS (UPDATE items SET qty = 0 WHERE id = 1) SELECT 1", "SELECT 1", &["1"], "UPDATE items SET qty = 0 WHERE id = 1"),
         case(W, "WITH d AS (DELETE FROM items WHERE id = 5) SELECT 1", "SELECT 1", &["1"], ""),
         differs(case(U, "WITH u AS (UPDATE items SET note = 'x' RETURNING id) SELECT count(*) FROM u", DENIED, &[], ""), NO_UPDATE_ENTRY),
+        // a user in two roles: the UPDATE entry must hold every SET column,
+        // and its rows are the rows that entry admits (PRODUCT.md §3.8)
+        differs(case(B, "UPDATE items SET note = 'x'", "UPDATE 1", &[], "UPDATE items SET note = 'x' WHERE id = 7"), ENTRY_COLUMNS),
+        differs(case(B, "UPDATE items SET note = 'x' WHERE qty > 0", "UPDATE 1", &[], "UPDATE items SET note = 'x' WHERE id = 7"), ENTRY_COLUMNS),
+        differs(case(B, "UPDATE items SET status = 'done'", "UPDATE 4", &[], "UPDATE items SET status = 'done' WHERE id IN (1, 2, 5, 7)"),
+                UPDATE_NO_READ),
+        case(B, "UPDATE items SET status = 'done' WHERE qty > 0", "UPDATE 4", &[], "UPDATE items SET status = 'done' WHERE id IN (1, 2, 5, 7)"),
+        differs(case(B, "UPDATE items SET status = 'done', note = 'x'", "UPDATE 1", &[],
+             "UPDATE items SET status = 'done', note = 'x' WHERE id = 7"), ENTRY_COLUMNS),
+        differs(case(B, "UPDATE items SET note = 'x' WHERE id = 5", "UPDATE 0", &[], ""), ENTRY_COLUMNS),
+        case(B, "UPDATE items SET status = 'closed' WHERE id = 1", CHECK, &[], ""),
+        case(B, "UPDATE items SET status = 'closed' WHERE id = 7", "UPDATE 1", &[], "UPDATE items SET status = 'closed' WHERE id = 7"),
+        case(B, "UPDATE items SET status = 'closed' WHERE id = 5", CHECK, &[], ""),
+        case(B, "SELECT id FROM items FOR UPDATE", "SELECT 4", &["1", "2", "5", "7"], ""),
+        case(B, "SELECT id, note FROM items WHERE id IN (3, 5, 6)", "SELECT 2", &["5|note-olga-5", "6|note-olga-6"], ""),
+        // tables without the grant, reads inside VALUES
+        case(W, "INSERT INTO moves VALUES (1, 1)", DENIED, &[], ""),
+        case(W, "DELETE FROM audit", DENIED, &[], ""),
+        case(W, "UPDATE moves SET delta = 0", DENIED, &[], ""),
+        case(W, "INSERT INTO audit VALUES ((SELECT count(*) FROM items), 'n')", "INSERT 0 1", &[], "INSERT INTO audit VALUES (3, 'n')"),
+        case(W, "INSERT INTO audit VALUES ((SELECT max(note) FROM items WHERE owner = 'olga'), 'n')", "42804", &[], ""),
+        case(W, "INSERT INTO audit (what) VALUES ((SELECT max(note) FROM items WHERE owner = 'olga'))", "INSERT 0 1", &[],
+             "INSERT INTO audit (what) VALUES (NULL)"),
         // SELECT … FOR UPDATE / SHARE
         case(W, "SELECT id FROM items FOR UPDATE", "SELECT 2", &["1", "2"], ""),
         case(W, "SELECT id FROM items FOR SHARE", "SELECT 2", &["1", "2"], ""),
@@ -763,9 +794,9 @@ fn cases() -> Vec<Case> {
         case(R, "SELECT id FROM items WHERE id IN (SELECT id FROM items FOR UPDATE)", "42501", &[], ""),
         case(R, "SELECT id FROM items FOR UPDATE", DENIED, &[], ""),
         case(R, "SELECT id FROM items FOR SHARE", DENIED, &[], ""),
-        case(R, "SELECT id FROM items", "SELECT 5", &["1", "2", "3", "4", "5"], ""),
+        case(R, "SELECT id FROM items", "SELECT 6", &["1", "2", "3", "4", "5", "7"], ""),
         case(U, "SELECT id FROM items FOR UPDATE", "SELECT 0", &[], ""),
-        case(C, "SELECT id FROM items FOR UPDATE", "SELECT 5", &["1", "2", "3", "4", "5"], ""),
+        case(C, "SELECT id FROM items FOR UPDATE", "SELECT 6", &["1", "2", "3", "4", "5", "7"], ""),
         // COPY … FROM STDIN
         copy(W, "COPY audit FROM STDIN", "2\ttwo\n3\tthree\n", "COPY 2", "INSERT INTO audit VALUES (2, 'two'), (3, 'three')"),
         copy(W, "COPY audit (id) FROM STDIN", "5\n", "COPY 1", "INSERT INTO audit (id) VALUES (5)"),
