@@ -9,7 +9,8 @@
 //!
 //! The demo policies get two grants more, so that DELETE and writes to
 //! `employees` can be attacked too: sales reps may DELETE their orders, and
-//! INSERT (id, login, name, department_id) and UPDATE (name) employees.
+//! INSERT (id, login, name, department_id) and UPDATE (name) employees;
+//! managers may UPDATE (name) employees.
 
 use tokio_postgres::Client;
 
@@ -20,6 +21,7 @@ use crate::writes::{Reply, Wire, assert_hidden, fingerprint, tail};
 const EXTRA_GRANTS: &str = "
 GRANT DELETE ON orders TO sales_rep;
 GRANT INSERT (id, login, name, department_id), UPDATE (name) ON employees TO sales_rep;
+GRANT UPDATE (name) ON employees TO manager;
 ";
 
 /// Values of the demo data alice may never receive: SSNs, salaries, every
@@ -62,6 +64,27 @@ const HIDDEN: &[&str] = &[
     "100000.00",
 ];
 
+/// What dave (manager of department 1) may never receive: SSNs, carol's
+/// salary, carol's orders, departments, credit limits.
+const DAVE_HIDDEN: &[&str] = &[
+    "111-11-1111",
+    "222-22-2222",
+    "333-33-3333",
+    "444-44-4444",
+    "91000.00",
+    "Multi-site rollout",
+    "Cancelled by customer",
+    "Net 60 terms",
+    "Priority account",
+    "5200.00",
+    "3325.00",
+    "9800.00",
+    "410.25",
+    "50000.00",
+    "75000.00",
+    "100000.00",
+];
+
 const TABLES: &[&str] = &["orders", "employees"];
 
 /// The visible columns of orders, in table order.
@@ -78,7 +101,10 @@ struct Demo {
     // Dropped last: the database outlives pgward.
     pgward: Pgward,
     su: Client,
-    alice: Wire,
+    /// alice's session, unless a test logs in someone else.
+    session: Wire,
+    /// What the session's user may never receive.
+    hidden: &'static [&'static str],
     base: String,
     db: TestDb,
 }
@@ -98,12 +124,13 @@ impl Demo {
         let pgward = db
             .start_pgward(PgwardOptions::with_policies(&policies))
             .await?;
-        let alice = Wire::login(pgward.port(), "alice", "alice", db.name()).await?;
+        let session = Wire::login(pgward.port(), "alice", "alice", db.name()).await?;
         let (base, _) = fingerprint(&su, TABLES).await?;
         Ok(Demo {
             pgward,
             su,
-            alice,
+            session,
+            hidden: HIDDEN,
             base,
             db,
         })
@@ -121,8 +148,8 @@ impl Demo {
 
     /// Runs `sql` as alice, checks that no hidden value came back.
     async fn attack(&mut self, sql: &str) -> anyhow::Result<Reply> {
-        let reply = self.alice.run(sql).await?;
-        assert_hidden(sql, &reply, HIDDEN);
+        let reply = self.session.run(sql).await?;
+        assert_hidden(sql, &reply, self.hidden);
         Ok(reply)
     }
 
@@ -772,5 +799,112 @@ async fn writes_read_only_what_select_may_read() -> anyhow::Result<()> {
             .await?
             .get(0);
     assert_eq!(notes, "Alice Adams,Bob Brown,Carol Chen,Dave Diaz");
+    Ok(())
+}
+
+/// Cells a manager may not see (carol's salary: department 2) read as NULL
+/// in every part of a write, as in a SELECT (PRODUCT.md §3.5): RETURNING,
+/// WHERE and SET right-hand sides.
+#[tokio::test]
+async fn partly_visible_columns_read_as_null_in_writes() -> anyhow::Result<()> {
+    let mut d = Demo::start("write_threats_cells").await?;
+    d.session = Wire::login(d.pgward.port(), "dave", "dave", d.db.name()).await?;
+    d.hidden = DAVE_HIDDEN;
+    let reply = d
+        .allowed(
+            "UPDATE employees SET name = name RETURNING id, salary",
+            "UPDATE 4",
+        )
+        .await?;
+    assert_eq!(
+        reply.sorted_rows(),
+        ["1|85000.00", "2|72000.00", "3|NULL", "4|120000.00"]
+    );
+    for (sql, tag, rows) in [
+        (
+            "UPDATE employees SET name = name WHERE salary > 90000 RETURNING id",
+            "UPDATE 1",
+            &["4"][..],
+        ),
+        (
+            "UPDATE employees SET name = name WHERE salary IS NULL RETURNING id, salary",
+            "UPDATE 1",
+            &["3|NULL"],
+        ),
+        (
+            "UPDATE employees e SET name = e.name WHERE e.id = 3 RETURNING e.salary, (SELECT max(salary) FROM employees)",
+            "UPDATE 1",
+            &["NULL|120000.00"],
+        ),
+        (
+            "UPDATE employees SET name = name WHERE id = (SELECT id FROM employees ORDER BY salary DESC NULLS LAST LIMIT 1) RETURNING id",
+            "UPDATE 1",
+            &["4"],
+        ),
+    ] {
+        let reply = d.allowed(sql, tag).await?;
+        assert_eq!(reply.rows, rows, "{sql}");
+        d.unchanged(sql).await?;
+    }
+    // A SET right-hand side reads the cell as NULL: nothing of carol's
+    // salary lands in a name.
+    d.allowed(
+        "UPDATE employees SET name = coalesce(salary::text, 'none') WHERE id = 3",
+        "UPDATE 1",
+    )
+    .await?;
+    let name: String =
+        d.su.query_one("SELECT name FROM employees WHERE id = 3", &[])
+            .await?
+            .get(0);
+    assert_eq!(name, "none");
+    d.reset().await?;
+    // ssn is hidden in every row: naming it, or the whole row, is refused.
+    for sql in [
+        "UPDATE employees SET name = name RETURNING ssn",
+        "UPDATE employees SET name = name WHERE ssn LIKE '3%'",
+        "UPDATE employees e SET name = name RETURNING e",
+        "UPDATE employees e SET name = e::text WHERE id = 3",
+    ] {
+        d.refused(sql, REFUSED).await?;
+    }
+    Ok(())
+}
+
+/// Other statements that write are refused and write nothing: TRUNCATE,
+/// MERGE (PRODUCT.md: "for now"), SELECT … INTO (creates a table), COPY from
+/// files or programs, writes to the catalog.
+#[tokio::test]
+async fn other_writing_statements_are_refused() -> anyhow::Result<()> {
+    let mut d = Demo::start("write_threats_other").await?;
+    for sql in [
+        "TRUNCATE orders",
+        "TRUNCATE TABLE public.orders CASCADE",
+        "MERGE INTO orders o USING (SELECT 1 AS id) s ON o.id = s.id WHEN MATCHED THEN UPDATE SET notes = 'x'",
+        "MERGE INTO orders o USING orders s ON o.id = s.id WHEN MATCHED THEN DELETE",
+        "SELECT * INTO stolen FROM orders",
+        "SELECT id, notes INTO TEMP stolen FROM orders",
+        "CREATE TABLE stolen AS SELECT * FROM orders",
+        "COPY orders FROM '/etc/passwd'",
+        "COPY orders FROM PROGRAM 'id'",
+        "COPY orders (notes) FROM STDIN WITH (FORMAT text)",
+        "UPDATE pg_catalog.pg_class SET relname = 'x' WHERE false",
+        "DELETE FROM pg_catalog.pg_description",
+    ] {
+        d.refused(sql, REFUSED).await?;
+    }
+    d.refused(
+        "INSERT INTO pgward.\"check\" VALUES (1)",
+        &["42501", "0A000", "42P01"],
+    )
+    .await?;
+    let n: i64 =
+        d.su.query_one(
+            "SELECT count(*) FROM pg_class WHERE relname = 'stolen'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(n, 0);
     Ok(())
 }
