@@ -24,16 +24,18 @@ pub struct Identity {
     /// When the credentials stop being valid (a token's `exp`): the session
     /// ends then.
     pub expires: Option<SystemTime>,
-    /// Whether the login's own policy-file entry (`CREATE USER`) counts: true
-    /// only for the policy source and sources that vouch for that very
-    /// user (a users table), never for a guest.
+    /// Whether the login's own policy-file entry (`CREATE USER … IN ROLE`)
+    /// counts: the source vouched for that login, so its policy-file roles
+    /// apply whatever the source (a policy file may give roles to users an
+    /// identity provider signs in). False for a guest only.
     pub policy_user: bool,
     /// Which source decided (for logs).
     pub source: &'static str,
 }
 
 impl Identity {
-    /// An identity with no roles, groups or claims of its own.
+    /// An identity with no roles, groups or claims of its own; the login's
+    /// policy-file roles, if it has any, apply.
     pub fn new(login: &str, source: &'static str) -> Identity {
         Identity {
             login: login.to_string(),
@@ -42,13 +44,13 @@ impl Identity {
             groups: Vec::new(),
             claims: serde_json::Value::Object(serde_json::Map::new()),
             expires: None,
-            policy_user: false,
+            policy_user: true,
             source,
         }
     }
 
     /// The session's effective roles: the policy-file roles of the login
-    /// (when it is a policy-file user the source vouched for), every role
+    /// (when it is a policy-file user and not a guest), every role
     /// the identity names, each closed over IN ROLE, and PUBLIC; sorted and
     /// deduplicated.
     pub fn effective_roles(&self, policies: &PolicySet) -> Vec<String> {
@@ -151,18 +153,22 @@ mod tests {
             4096,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
+        // A token's user that is a policy-file user holds its roles.
         let mut id = Identity::new("alice", "jwt");
-        assert_eq!(id.effective_roles(&set), ["public"]);
-        id.roles = vec!["manager".into(), "alice".into(), "unknown".into()];
-        assert_eq!(
-            id.effective_roles(&set),
-            ["employee", "manager", "public", "unknown"]
-        );
-        id.roles.clear();
-        id.policy_user = true;
         assert_eq!(
             id.effective_roles(&set),
             ["alice", "employee", "manager", "public"]
         );
+        // A role named by a source is held as that role, never as a user.
+        let mut ann = Identity::new("ann", "jwt");
+        ann.roles = vec!["manager".into(), "alice".into(), "unknown".into()];
+        assert_eq!(
+            ann.effective_roles(&set),
+            ["employee", "manager", "public", "unknown"]
+        );
+        // A guest named alice holds nothing of alice's.
+        id.policy_user = false;
+        id.roles = vec!["employee".into()];
+        assert_eq!(id.effective_roles(&set), ["employee", "public"]);
     }
 }

@@ -4,8 +4,9 @@
 //! whichever source signed the user in.
 //!
 //! Must never: let a name that no source vouched for reach a session, or
-//! give a token's user the grants of a policy-file user or role that merely
-//! has the same name (only the roles a source names are held).
+//! turn a role name a source lists into a policy-file user's grants (a
+//! source's roles are held as roles only); a guest never holds the grants
+//! of a policy-file user of the same name.
 
 pub mod http;
 pub mod identity;

@@ -78,7 +78,6 @@ pub async fn lookup(
         tracing::warn!("auth.table: the verifier of {login:?} is neither SCRAM, bcrypt nor argon2");
     }
     let mut identity = Identity::new(login, "table");
-    identity.policy_user = true;
     if row.len() > 1 {
         identity.user_id = user_id(row)?;
     }

@@ -65,6 +65,7 @@ pub async fn authenticate(
         stream.write_all(&out).await?;
         let mut identity = Identity::new(user, "guest");
         identity.roles = vec!["guest".to_string()];
+        identity.policy_user = false;
         return Ok(AuthOutcome::Authenticated(Box::new(identity)));
     }
     let addr = peer.map(|p| p.to_string());
@@ -125,8 +126,7 @@ async fn scram_verifier(
         match kind {
             SourceKind::Policy => {
                 if let Some(u) = shared.policies.users.get(user) {
-                    let mut identity = Identity::new(user, "policy");
-                    identity.policy_user = true;
+                    let identity = Identity::new(user, "policy");
                     found.get_or_insert((u.verifier.clone(), Some(identity)));
                 }
             }
@@ -295,9 +295,7 @@ async fn decide(shared: &Shared, user: &str, password: &str, peer: Option<IpAddr
             SourceKind::Policy => match shared.policies.users.get(user) {
                 Some(u) => match &u.verifier {
                     Some(v) if password::scram_matches(v, password) => {
-                        let mut identity = Identity::new(user, "policy");
-                        identity.policy_user = true;
-                        Decision::Accepted(identity)
+                        Decision::Accepted(Identity::new(user, "policy"))
                     }
                     _ => Decision::Rejected(password_failure(user)),
                 },

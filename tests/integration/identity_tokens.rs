@@ -146,6 +146,10 @@ async fn hs256_tokens_carry_roles_groups_user_id_and_claims() -> anyhow::Result<
         json!(7),
     );
     assert_eq!(sees(&pgward, "ann", &hs256(&rich)?).await?, [1, 2, 4, 5, 6]);
+    // A policy-file user signed in by a token holds its policy-file roles
+    // (alice is IN ROLE reader) on top of the token's (none here).
+    let alice = with(claims("alice"), "realm_access", json!({}));
+    assert_eq!(sees(&pgward, "alice", &hs256(&alice)?).await?, [1, 5]);
     // A claim that is an array is a list: grp = ANY(@{claims.teams}) (row 4).
     let teams = with(claims("ann"), "teams", json!(["g1", "g9"]));
     assert_eq!(sees(&pgward, "ann", &hs256(&teams)?).await?, [1, 4, 5]);
