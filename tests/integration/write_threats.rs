@@ -908,3 +908,54 @@ async fn other_writing_statements_are_refused() -> anyhow::Result<()> {
     assert_eq!(n, 0);
     Ok(())
 }
+
+/// `COPY t FROM STDIN` runs only when one INSERT entry has every target
+/// column and no check applies (PRODUCT.md, Statements); else 0A000.
+#[tokio::test]
+async fn copy_from_needs_an_entry_without_checks() -> anyhow::Result<()> {
+    let mut d = Demo::start("write_threats_copy").await?;
+    for (sql, data, code) in [
+        (
+            "COPY employees FROM STDIN",
+            "10\tzed\tZed\t1\t1.00\t999-99-9999\n",
+            "0A000",
+        ),
+        (
+            "COPY orders FROM STDIN",
+            "100\t1\t1\t1\t1\tn\topen\n",
+            "0A000",
+        ),
+        (
+            "COPY orders (id, customer_id, salesrep_id, amount, status) FROM STDIN",
+            "100\t1\t1\t1\topen\n",
+            "0A000",
+        ),
+        ("COPY customers (id, name) FROM STDIN", "9\tx\n", "42501"),
+        ("COPY employees (id, salary) FROM STDIN", "10\t1\n", "0A000"),
+    ] {
+        let reply = d.session.copy_in(sql, data).await?;
+        assert_hidden(sql, &reply, HIDDEN);
+        assert_eq!(reply.code(), Some(code), "{sql}: {reply:#?}");
+        d.unchanged(sql).await?;
+    }
+    // employees is policed for SELECT only: INSERT has no check.
+    let reply = d
+        .session
+        .copy_in(
+            "COPY employees (id, login, name, department_id) FROM STDIN",
+            "10\tzed\tZed\t1\n11\tyve\tYve\t2\n",
+        )
+        .await?;
+    assert_eq!(reply.outcome(), "COPY 2", "{reply:#?}");
+    let rows: Vec<String> =
+        d.su.query(
+            "SELECT e::text FROM employees e WHERE id >= 10 ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, ["(10,zed,Zed,1,,)", "(11,yve,Yve,2,,)"]);
+    Ok(())
+}
