@@ -433,6 +433,37 @@ const ALLOWED: &[Case] = &[
         ],
         None,
     ),
+    a(
+        "WITH s AS (SELECT 1 AS id), d AS (DELETE FROM other.orders WHERE id IN (SELECT id FROM s) RETURNING id) SELECT * FROM d",
+        &[
+            "WITH s AS (SELECT 1 AS id), \"pgward_d\" AS (DELETE FROM \"other\".\"orders\" WHERE id IN (SELECT id FROM s) RETURNING id AS \"pgward_1\"), d AS",
+        ],
+        None,
+    ),
+    a(
+        "WITH d AS (DELETE FROM orders) UPDATE other.orders SET x = 1",
+        &[
+            "WITH \"pgward_d\" AS (DELETE FROM \"public\".\"orders\" WHERE",
+            ") UPDATE \"other\".\"orders\" SET x = 1",
+        ],
+        None,
+    ),
+    a(
+        "WITH u AS (UPDATE orders SET amount = 1 WHERE id = 1 RETURNING id) INSERT INTO other.orders (id) SELECT id FROM u RETURNING id",
+        &[
+            "WITH \"pgward_u\" AS (UPDATE",
+            "u AS (SELECT \"pgward_1\" AS \"id\" FROM \"pgward_u\") INSERT INTO \"other\".\"orders\" (id) SELECT id FROM u RETURNING id",
+        ],
+        None,
+    ),
+    a(
+        "WITH u AS (UPDATE other.orders SET x = 1 RETURNING id) INSERT INTO orders (id) SELECT id FROM u RETURNING id",
+        &[
+            "WITH \"pgward_u\" AS (UPDATE \"other\".\"orders\" SET x = 1 RETURNING id AS \"pgward_1\"), u AS",
+            "\"pgward_w\" AS (INSERT INTO \"public\".\"orders\" (id) SELECT id FROM u RETURNING",
+        ],
+        T_INSERT,
+    ),
     // ---- FOR UPDATE / SHARE ---------------------------------------------------
     a(
         "SELECT id FROM orders FOR UPDATE",
@@ -605,10 +636,6 @@ const REFUSED: &[(&str, &str)] = &[
         "42501",
     ),
     (
-        "WITH d AS (DELETE FROM orders) UPDATE other.orders SET x = 1",
-        "0A000",
-    ),
-    (
         "WITH RECURSIVE d AS (DELETE FROM orders RETURNING id) SELECT * FROM d",
         "0A000",
     ),
@@ -616,10 +643,15 @@ const REFUSED: &[(&str, &str)] = &[
         "SELECT * FROM (WITH d AS (DELETE FROM orders RETURNING id) SELECT * FROM d) s",
         "42501",
     ),
-    // A write in WITH reads tables, not the other WITH queries.
+    // A write in WITH reads the WITH queries before it only through names
+    // pgward can list.
     (
-        "WITH s AS (SELECT 1 AS id), d AS (DELETE FROM other.orders WHERE id IN (SELECT id FROM s) RETURNING id) SELECT * FROM d",
+        "WITH s AS (SELECT * FROM other.orders), d AS (DELETE FROM other.orders WHERE id IN (SELECT id FROM s) RETURNING id) SELECT * FROM d",
         "42P01",
+    ),
+    (
+        "WITH d AS (DELETE FROM orders) UPDATE other.orders SET x = 1 FROM d",
+        "0A000",
     ),
     ("PREPARE p AS UPDATE orders SET amount = 1", "0A000"),
     ("PREPARE p AS INSERT INTO orders (id) VALUES (1)", "0A000"),
@@ -768,7 +800,8 @@ fn on_conflict_do_update_checks_the_existing_row_and_each_path_of_the_new_one() 
         (
             format!(
                 "INSERT INTO \"public\".\"orders\" (id, salesrep_id, amount) VALUES (200, 1, 7) ON CONFLICT(id) \
-                 DO UPDATE SET amount = 1 WHERE pgward.\"check\"({own} AND {seen}, \
+                 DO UPDATE SET amount = 1 WHERE pgward.\"check\"((\"excluded\".salesrep_id = '1'::INT4) \
+                 AND (\"excluded\".amount >= 0), {CHECK_NEW}) AND pgward.\"check\"({own} AND {seen}, \
                  'new row violates row-level security policy (USING expression) for table \"orders\"') \
                  RETURNING pgward.\"check\"(CASE WHEN \"orders\".xmax = 0 THEN {own} AND (\"orders\".amount >= 0) AND {seen} \
                  ELSE {own} AND {seen} END, {CHECK_NEW})"

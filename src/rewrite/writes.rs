@@ -95,15 +95,24 @@ pub fn secure_write(statement: &mut Statement, env: &Env<'_, '_>) -> Result<Writ
         }
         other => (None, other),
     };
-    if let Some(w) = &with {
-        check_ctes(w)?;
-    }
     let mut w = Writer {
         env,
         expected: Vec::new(),
         only_used: BTreeSet::new(),
         cte: None,
     };
+    // Writes in its WITH are secured first and set aside (as below a
+    // SELECT); the write reads them through their RETURNING columns.
+    let (with, aside) = match with {
+        Some(with) if with.cte_tables.iter().any(|c| is_write_body(&c.query)) => {
+            let (with, aside) = w.cte_writes(with)?;
+            (Some(with), Some(aside))
+        }
+        other => (other, None),
+    };
+    if let Some(aside) = &aside {
+        refuse_references(&inner, &aside.unreadable)?;
+    }
     let built = match inner {
         Statement::Insert(insert) => w.insert(insert, with)?,
         Statement::Update(update) => w.update(update, with)?,
@@ -111,21 +120,18 @@ pub fn secure_write(statement: &mut Statement, env: &Env<'_, '_>) -> Result<Writ
         _ => return Err(not_supported("this form of write")),
     };
     *statement = built.0;
+    if let Some(aside) = aside {
+        let with = match statement {
+            Statement::Query(q) => q.with.as_mut(),
+            _ => None,
+        };
+        aside.restore(with.ok_or_else(|| not_supported("this write"))?)?;
+    }
     Ok(Written {
         expected: w.expected,
         only_used: w.only_used,
         shape: built.1,
     })
-}
-
-/// Data-modifying WITH queries of a write are not secured: refused (they
-/// are, below a SELECT: `secure_cte_writes`).
-fn check_ctes(with: &With) -> Result<(), PgError> {
-    if with.cte_tables.iter().any(|c| is_write_body(&c.query)) {
-        return Err(not_supported("data-modifying WITH queries in a write")
-            .with_hint("put the writes in the WITH of a SELECT, or run them one by one"));
-    }
-    Ok(())
 }
 
 fn is_write_body(q: &Query) -> bool {
@@ -154,12 +160,6 @@ pub fn secure_cte_writes(
     env: &Env<'_, '_>,
     securer: &mut Securer<'_>,
 ) -> Result<Written, PgError> {
-    let Some(with) = q.with.as_mut() else {
-        return Err(not_supported("this query"));
-    };
-    if with.recursive {
-        return Err(not_supported("data-modifying queries in WITH RECURSIVE"));
-    }
     if !matches!(
         q.body.as_ref(),
         SetExpr::Select(_) | SetExpr::SetOperation { .. } | SetExpr::Query(_)
@@ -167,115 +167,183 @@ pub fn secure_cte_writes(
     {
         return Err(not_supported("this query with data-modifying WITH queries"));
     }
+    let Some(with) = q.with.take() else {
+        return Err(not_supported("this query"));
+    };
     let mut w = Writer {
         env,
         expected: Vec::new(),
         only_used: BTreeSet::new(),
         cte: None,
     };
-    let mut ctes = Vec::new();
-    // (position in `ctes`, the secured write) set aside while the read is
-    // secured.
-    let mut aside = Vec::new();
-    let mut unreadable = Vec::new();
-    for mut cte in std::mem::take(&mut with.cte_tables) {
-        if !is_write_body(&cte.query) {
-            ctes.push(cte);
-            continue;
-        }
-        if cte.from.is_some() {
-            return Err(not_supported("this form of WITH query"));
-        }
-        let name = fold(&cte.alias.name);
-        let body = std::mem::replace(
-            cte.query.body.as_mut(),
-            SetExpr::Values(sqlparser::ast::Values {
-                explicit_row: false,
-                value_keyword: false,
-                rows: Vec::new(),
-            }),
-        );
-        let statement = match body {
-            SetExpr::Insert(s) | SetExpr::Update(s) | SetExpr::Delete(s) => s,
-            _ => return Err(not_supported("MERGE")),
-        };
-        if cte.query.with.is_some()
-            || cte.query.order_by.is_some()
-            || cte.query.limit_clause.is_some()
-        {
-            return Err(not_supported("this form of WITH query"));
-        }
-        w.cte = Some(Vec::new());
-        let (secured, _) = match statement {
-            Statement::Insert(i) => w.insert(i, None)?,
-            Statement::Update(u) => w.update(u, None)?,
-            Statement::Delete(d) => w.delete(d, None)?,
-            _ => return Err(not_supported("this form of WITH query")),
-        };
-        let names = w.cte.take().unwrap_or_default();
-        let has_check = returning_has(&secured, "pgward_ok");
-        let private = format!("pgward_{name}");
-        // What the read sees of the write while it is secured.
-        let mut columns: Vec<String> = (1..=names.len())
-            .map(|i| format!("NULL AS \"pgward_{i}\""))
-            .collect();
-        if has_check {
-            columns.push("NULL AS \"pgward_ok\"".to_string());
-        }
-        if columns.is_empty() {
-            columns.push("NULL AS \"pgward_none\"".to_string());
-        }
-        let stand_in = parse_select(&format!("SELECT {}", columns.join(", ")))?;
-        let mut private_cte = cte.clone();
-        private_cte.alias = TableAlias {
-            explicit: false,
-            name: Ident::with_quote('"', private.clone()),
-            columns: Vec::new(),
-            at: None,
-        };
-        *private_cte.query = stand_in;
-        aside.push((ctes.len(), secured));
-        ctes.push(private_cte);
-        if names.is_empty() {
-            unreadable.push(name);
-            continue;
-        }
-        let select: Vec<String> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("\"pgward_{}\" AS {}", i + 1, quote_ident(n)))
-            .collect();
-        *cte.query = parse_select(&format!(
-            "SELECT {} FROM {}",
-            select.join(", "),
-            quote_ident(&private)
-        ))?;
-        cte.materialized = None;
-        ctes.push(cte);
-    }
-    with.cte_tables = ctes;
-    refuse_references(q, &unreadable)?;
+    let (with, aside) = w.cte_writes(with)?;
+    q.with = Some(with);
+    refuse_references(&*q, &aside.unreadable)?;
     super::check_query_shape(q)?;
     super::secure_node(q, securer)?;
-    let Some(with) = q.with.as_mut() else {
-        return Err(not_supported("this query"));
-    };
-    for (i, secured) in aside {
-        let body = match secured {
-            Statement::Insert(_) => SetExpr::Insert(secured),
-            Statement::Update(_) => SetExpr::Update(secured),
-            _ => SetExpr::Delete(secured),
-        };
-        match with.cte_tables.get_mut(i) {
-            Some(cte) => *cte.query.body = body,
-            None => return Err(not_supported("this query")),
-        }
+    if let Some(with) = q.with.as_mut() {
+        aside.restore(with)?;
     }
     Ok(Written {
         expected: w.expected,
         only_used: w.only_used,
         shape: None,
     })
+}
+
+/// The secured writes of a WITH, set aside (by their private CTE name)
+/// while the rest of the statement is secured.
+struct Aside {
+    writes: Vec<(String, Statement)>,
+    /// Write CTEs without RETURNING: no reference may read them.
+    unreadable: Vec<String>,
+}
+
+impl Aside {
+    fn restore(self, with: &mut With) -> Result<(), PgError> {
+        for (name, secured) in self.writes {
+            let body = match secured {
+                Statement::Insert(_) => SetExpr::Insert(secured),
+                Statement::Update(_) => SetExpr::Update(secured),
+                _ => SetExpr::Delete(secured),
+            };
+            let cte = with
+                .cte_tables
+                .iter_mut()
+                .find(|c| c.alias.name.quote_style.is_some() && c.alias.name.value == name)
+                .ok_or_else(|| not_supported("this query"))?;
+            *cte.query.body = body;
+        }
+        Ok(())
+    }
+}
+
+/// A stand-in body for a WITH query while a write that may read it is
+/// secured: its output names, no rows, no relations.
+fn stand_in(names: &[String]) -> Result<Query, PgError> {
+    let columns: Vec<String> = names
+        .iter()
+        .map(|n| format!("NULL AS {}", quote_ident(n)))
+        .collect();
+    parse_select(&format!("SELECT {} WHERE false", columns.join(", ")))
+}
+
+impl Writer<'_, '_, '_> {
+    /// Secures the writes of a WITH (see `secure_cte_writes`): returns the
+    /// WITH to secure as a read, with each write replaced by a stand-in.
+    /// A write reads the WITH queries before it through stand-ins of their
+    /// output names.
+    fn cte_writes(&mut self, mut with: With) -> Result<(With, Aside), PgError> {
+        if with.recursive {
+            return Err(not_supported("data-modifying queries in WITH RECURSIVE"));
+        }
+        let mut ctes = Vec::new();
+        let mut earlier: Vec<sqlparser::ast::Cte> = Vec::new();
+        let mut aside = Aside {
+            writes: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        for mut cte in std::mem::take(&mut with.cte_tables) {
+            if !is_write_body(&cte.query) {
+                let mut standing = cte.clone();
+                match scope::query_outputs(&cte.query) {
+                    Some(names) => *standing.query = stand_in(&names)?,
+                    // Its columns cannot be listed: a later write may not
+                    // read it (it then reads a table of that name, which
+                    // verification refuses).
+                    None => {
+                        ctes.push(cte);
+                        continue;
+                    }
+                }
+                earlier.push(standing);
+                ctes.push(cte);
+                continue;
+            }
+            if cte.from.is_some()
+                || cte.query.with.is_some()
+                || cte.query.order_by.is_some()
+                || cte.query.limit_clause.is_some()
+            {
+                return Err(not_supported("this form of WITH query"));
+            }
+            let name = fold(&cte.alias.name);
+            let body = std::mem::replace(
+                cte.query.body.as_mut(),
+                SetExpr::Values(sqlparser::ast::Values {
+                    explicit_row: false,
+                    value_keyword: false,
+                    rows: Vec::new(),
+                }),
+            );
+            let statement = match body {
+                SetExpr::Insert(s) | SetExpr::Update(s) | SetExpr::Delete(s) => s,
+                _ => return Err(not_supported("MERGE")),
+            };
+            let before = (!earlier.is_empty()).then(|| With {
+                with_token: with.with_token.clone(),
+                recursive: false,
+                cte_tables: earlier.clone(),
+            });
+            self.cte = Some(Vec::new());
+            let secured = match statement {
+                Statement::Insert(i) => self.insert(i, before),
+                Statement::Update(u) => self.update(u, before),
+                Statement::Delete(d) => self.delete(d, before),
+                _ => Err(not_supported("this form of WITH query")),
+            };
+            let names = self.cte.take().unwrap_or_default();
+            let (secured, _) = secured?;
+            let has_check = returning_has(&secured, "pgward_ok");
+            let private = format!("pgward_{name}");
+            // What the read sees of the write while it is secured.
+            let mut columns: Vec<String> =
+                (1..=names.len()).map(|i| format!("pgward_{i}")).collect();
+            if has_check {
+                columns.push("pgward_ok".to_string());
+            }
+            if columns.is_empty() {
+                columns.push("pgward_none".to_string());
+            }
+            let mut private_cte = cte.clone();
+            private_cte.alias = TableAlias {
+                explicit: false,
+                name: Ident::with_quote('"', private.clone()),
+                columns: Vec::new(),
+                at: None,
+            };
+            *private_cte.query = stand_in(&columns)?;
+            aside.writes.push((private.clone(), secured));
+            ctes.push(private_cte);
+            if names.is_empty() {
+                aside.unreadable.push(name);
+                continue;
+            }
+            let select: Vec<String> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("\"pgward_{}\" AS {}", i + 1, quote_ident(n)))
+                .collect();
+            *cte.query = parse_select(&format!(
+                "SELECT {} FROM {}",
+                select.join(", "),
+                quote_ident(&private)
+            ))?;
+            cte.materialized = None;
+            let mut standing = cte.clone();
+            let renamed: Vec<String> = cte.alias.columns.iter().map(|c| fold(&c.name)).collect();
+            let mut visible = names.clone();
+            for (n, r) in visible.iter_mut().zip(renamed) {
+                *n = r;
+            }
+            standing.alias.columns = Vec::new();
+            *standing.query = stand_in(&visible)?;
+            earlier.push(standing);
+            ctes.push(cte);
+        }
+        with.cte_tables = ctes;
+        Ok((with, aside))
+    }
 }
 
 /// Whether a secured write's RETURNING has an item of that name.
@@ -294,7 +362,7 @@ fn returning_has(statement: &Statement, name: &str) -> bool {
 
 /// A data-modifying WITH query without RETURNING cannot be read
 /// (PostgreSQL: "WITH query "x" does not have a RETURNING clause").
-fn refuse_references(q: &Query, names: &[String]) -> Result<(), PgError> {
+fn refuse_references<T: Visit>(q: &T, names: &[String]) -> Result<(), PgError> {
     if names.is_empty() {
         return Ok(());
     }
@@ -617,6 +685,28 @@ impl<'c> Writer<'_, '_, 'c> {
             .ok_or_else(|| permission_denied(t.relation))
     }
 
+    /// `SET (a, b) = (SELECT …)`: PostgreSQL's parse tree holds the source
+    /// once per column, so its relations are read that many times.
+    fn note_multi_assignments(&mut self, assignments: &[Assignment]) -> Result<(), PgError> {
+        for a in assignments {
+            let AssignmentTarget::Tuple(columns) = &a.target else {
+                continue;
+            };
+            if columns.len() < 2 {
+                continue;
+            }
+            let parsed = pg_query::parse(&format!("SELECT {}", a.value)).map_err(|e| {
+                tracing::warn!("a secured SET source does not parse: {e}");
+                not_supported("this SET")
+            })?;
+            let relations = super::verify::relations(&parsed)?;
+            for _ in 1..columns.len() {
+                self.expected.extend(relations.iter().cloned());
+            }
+        }
+        Ok(())
+    }
+
     /// Relations a condition pgward prints reads (trusted policy SQL).
     fn note(&mut self, condition: &str) -> Result<(), PgError> {
         if !condition.to_ascii_lowercase().contains("select") {
@@ -803,6 +893,7 @@ impl<'c> Writer<'_, '_, 'c> {
                 })
             })
             .collect::<Result<Vec<_>, PgError>>()?;
+        self.note_multi_assignments(&assignments)?;
         // Rows: an UPDATE entry with the SET columns admits it, and the
         // session sees it.
         let q = t.qualifier.clone();
@@ -1254,7 +1345,16 @@ impl<'c> Writer<'_, '_, 'c> {
                     upd_chosen.iter().map(|e| e.rows.as_ref()).collect();
                 let mut existing = t.conjuncts(&q, &rows_pred, &upd.restrictive);
                 existing.extend(t.visible(&q));
-                let guard = and(&existing).map(|e| check_call(&e, &using_message(t.relation)));
+                // PostgreSQL checks the proposed row (`excluded`, defaults
+                // filled in) with the INSERT checks before it takes the
+                // conflict path; then the existing row with UPDATE rules.
+                let proposed = and(&t.conjuncts("excluded", &ins_pred, &ins.restrictive_checks))
+                    .map(|e| check_call(&e, &new_row_message(t.relation)));
+                let existing = and(&existing).map(|e| check_call(&e, &using_message(t.relation)));
+                let guard = match (proposed, existing) {
+                    (Some(p), Some(e)) => Some(format!("{p} AND {e}")),
+                    (p, e) => p.or(e),
+                };
                 let selection = match (guard, out.selection) {
                     (None, w) => w,
                     (Some(g), None) => {
@@ -1279,6 +1379,7 @@ impl<'c> Writer<'_, '_, 'c> {
                         })
                     })
                     .collect::<Result<Vec<_>, PgError>>()?;
+                self.note_multi_assignments(&assignments)?;
                 on = Some(OnInsert::OnConflict(sqlparser::ast::OnConflict {
                     conflict_target: conflict_target.flatten(),
                     action: OnConflictAction::DoUpdate(sqlparser::ast::DoUpdate {
