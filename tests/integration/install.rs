@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{DEFAULT_POLICIES, SERVICE_ROLE, TestDb};
+use crate::harness::{DEFAULT_POLICIES, PgwardOptions, SERVICE_ROLE, TestDb};
 
 struct Outcome {
     code: Option<i32>,
@@ -192,5 +192,26 @@ async fn admin_url_installs_for_the_service_role_and_repairs_an_altered_helper()
         "{}",
         refused.stderr
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn serve_warns_at_start_when_the_helper_is_missing() -> anyhow::Result<()> {
+    let bare = TestDb::without_helper("install_serve_warns").await?;
+    let pgward = bare.start_pgward(PgwardOptions::default()).await?;
+    let log = pgward.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("the helper schema \"pgward\" does not exist"))
+        .unwrap_or_else(|| panic!("no warning in:\n{log}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("pgward install"), "{line}");
+    // Reads still work.
+    let c = pgward.connect_as("alice", "alice").await?;
+    assert_eq!(c.query_one("SELECT 1", &[]).await?.get::<_, i32>(0), 1);
+
+    let installed = TestDb::new("install_serve_quiet").await?;
+    let pgward = installed.start_pgward(PgwardOptions::default()).await?;
+    assert!(!pgward.log().contains("helper"), "{}", pgward.log());
     Ok(())
 }
