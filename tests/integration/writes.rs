@@ -647,6 +647,10 @@ fn cases() -> Vec<Case> {
         case(W, "UPDATE items SET qty = DEFAULT WHERE id = 2", "UPDATE 1", &[], "UPDATE items SET qty = 1 WHERE id = 2"),
         case(W, "UPDATE items SET secret = DEFAULT WHERE id = 2", DENIED, &[], ""),
         case(W, "UPDATE items SET qty = qty WHERE id = 1 RETURNING (SELECT count(*) FROM items)", "UPDATE 1", &["3"], ""),
+        case(W, "UPDATE items SET qty = qty WHERE id = 1 RETURNING qty AS secret", "UPDATE 1", &["5"], ""),
+        case(W, "UPDATE items SET qty = 0 WHERE id = (SELECT max(id) FROM items)", "UPDATE 0", &[], ""),
+        case(W, "DELETE FROM items WHERE id = (SELECT max(id) FROM items)", "DELETE 1", &[], "DELETE FROM items WHERE id = 4"),
+        case(W, "INSERT INTO audit SELECT id, note FROM items ORDER BY secret LIMIT 1", DENIED, &[], ""),
         case(W, "UPDATE items i SET qty = 0 WHERE EXISTS (SELECT 1 FROM moves m WHERE m.item_id = i.id AND i.secret = 'x')", DENIED, &[], ""),
         // several statements in one Query: one implicit transaction
         case(W, "UPDATE items SET qty = 0 WHERE id = 1; UPDATE items SET qty = 500 WHERE id = 2", CHECK, &[], ""),
