@@ -64,15 +64,36 @@ pub fn scram_matches(verifier: &ScramVerifier, password: &str) -> bool {
     diff == 0
 }
 
-/// A bcrypt hash of cost 10 (bcrypt's default) for a password nobody knows:
-/// checked when no source knows a user, so that an unknown name costs what
-/// a known one does.
-pub fn decoy_bcrypt() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        let random: [u8; 16] = rand::random();
-        bcrypt::hash(random, bcrypt::DEFAULT_COST).unwrap_or_default()
-    })
+/// The last bcrypt or argon2 hash a real check used: an unknown user's
+/// password is checked against it (and the answer dropped), so that a
+/// name no source knows costs what a known one does, at the cost the
+/// table's hashes really have.
+static LAST_HASH: std::sync::Mutex<Option<Stored>> = std::sync::Mutex::new(None);
+
+/// Remembers a hash a real check is about to use.
+pub fn remember(stored: &Stored) {
+    if matches!(stored, Stored::Bcrypt(_) | Stored::Argon2(_)) {
+        let mut last = LAST_HASH.lock().unwrap_or_else(|e| e.into_inner());
+        *last = Some(stored.clone());
+    }
+}
+
+/// Does the work of checking a hash, for a user no source knows. Before
+/// any real hash was seen, a bcrypt hash of cost 10 stands in.
+pub fn decoy_hash_check(password: &str) {
+    let last = LAST_HASH.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let stored = last.unwrap_or_else(|| {
+        static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        Stored::Bcrypt(
+            DECOY
+                .get_or_init(|| {
+                    let random: [u8; 16] = rand::random();
+                    bcrypt::hash(random, 10).unwrap_or_default()
+                })
+                .clone(),
+        )
+    });
+    let _ = stored.verify(password);
 }
 
 #[cfg(test)]

@@ -266,7 +266,7 @@ async fn cleartext_login(
         // No source is asked (an LDAP directory or an identity provider
         // must not see guesses for a locked-out name); the same refusal
         // follows for known and unknown names.
-        decoy(shared);
+        decoy(shared, &password);
         return Ok(AuthOutcome::Refused(password_failure(user)));
     }
     let decision = decide(shared, user, &password, peer).await;
@@ -287,7 +287,7 @@ async fn decide(shared: &Shared, user: &str, password: &str, peer: Option<IpAddr
     let auth = &shared.config.auth;
     if password.is_empty() {
         // Never a credential (an empty LDAP bind is anonymous).
-        decoy(shared);
+        decoy(shared, password);
         return Decision::Rejected(password_failure(user));
     }
     for kind in &auth.order {
@@ -297,7 +297,11 @@ async fn decide(shared: &Shared, user: &str, password: &str, peer: Option<IpAddr
                     Some(v) if password::scram_matches(v, password) => {
                         Decision::Accepted(Identity::new(user, "policy"))
                     }
-                    _ => Decision::Rejected(password_failure(user)),
+                    Some(_) => Decision::Rejected(password_failure(user)),
+                    None => {
+                        decoy(shared, password);
+                        Decision::Rejected(password_failure(user))
+                    }
                 },
                 None => Decision::Unknown,
             },
@@ -321,8 +325,18 @@ async fn decide(shared: &Shared, user: &str, password: &str, peer: Option<IpAddr
                 Err(e) => Decision::Rejected(e),
                 Ok(None) => Decision::Unknown,
                 Ok(Some(row)) => match row.stored {
-                    Some(stored) if stored.verify(password) => Decision::Accepted(row.identity),
-                    _ => Decision::Rejected(password_failure(user)),
+                    Some(stored) => {
+                        password::remember(&stored);
+                        if stored.verify(password) {
+                            Decision::Accepted(row.identity)
+                        } else {
+                            Decision::Rejected(password_failure(user))
+                        }
+                    }
+                    None => {
+                        decoy(shared, password);
+                        Decision::Rejected(password_failure(user))
+                    }
                 },
             },
             SourceKind::Ldap => match &auth.ldap {
@@ -356,7 +370,7 @@ async fn decide(shared: &Shared, user: &str, password: &str, peer: Option<IpAddr
             return decision;
         }
     }
-    decoy(shared);
+    decoy(shared, password);
     Decision::Unknown
 }
 
@@ -403,17 +417,20 @@ async fn script_decision(
 }
 
 /// The hashing a known user's check would have cost, for a name no source
-/// knows.
-fn decoy(shared: &Shared) {
+/// knows (or one that cannot log in with a password): a hash check like a
+/// table user's when the table holds hashes (most users are there), else a
+/// SCRAM derivation like a policy-file user's.
+fn decoy(shared: &Shared, password: &str) {
     let auth = &shared.config.auth;
-    let mock = ScramVerifier::mock(&auth.secret, "", auth.scram_iterations);
-    let _ = password::scram_matches(&mock, "decoy");
     if auth
         .table
         .as_ref()
         .is_some_and(|t| t.verifiers == TableVerifiers::Hash)
     {
-        let _ = bcrypt::verify("decoy", password::decoy_bcrypt());
+        password::decoy_hash_check(password);
+    } else {
+        let mock = ScramVerifier::mock(&auth.secret, "", auth.scram_iterations);
+        let _ = password::scram_matches(&mock, password);
     }
 }
 

@@ -376,3 +376,42 @@ async fn dynamic_roles_extend_the_identity_at_login() -> anyhow::Result<()> {
     drop(c);
     Ok(())
 }
+
+#[tokio::test]
+async fn an_unknown_user_costs_what_a_known_one_does() -> anyhow::Result<()> {
+    let db = identity_db("identity_unknown_timing").await?;
+    let bcrypt_hash = bcrypt::hash("tina-pw", 8)?;
+    db.superuser()
+        .await?
+        .execute(
+            "INSERT INTO app_users VALUES ('tina', $1, 7, ARRAY['editor'], NULL)",
+            &[&bcrypt_hash],
+        )
+        .await?;
+    let pgward = db
+        .start_pgward(options(&format!(
+            "[auth]\norder = [\"table\"]\nallow_cleartext_on_loopback = true\n\
+             [auth.table]\nquery = \"SELECT verifier, user_id, roles, groups FROM app_users WHERE login = $1\"\n\
+             verifiers = \"hash\"\n{NO_LOCKOUT}"
+        )))
+        .await?;
+    // Interleaved, so that load on the machine hits both alike.
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..7 {
+        for (user, times) in [("tina", &mut known), ("ghost", &mut unknown)] {
+            let started = Instant::now();
+            assert_eq!(refusal(&pgward, user, "wrong").await?, failed(user));
+            times.push(started.elapsed());
+        }
+    }
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[3], unknown[3]);
+    // The hash check dominates either way: medians within a factor of two.
+    assert!(
+        u * 2 > k && k * 2 > u,
+        "known {known:?}, unknown {unknown:?}"
+    );
+    Ok(())
+}
