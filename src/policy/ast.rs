@@ -53,6 +53,8 @@ pub enum Statement {
     Grant(Grant),
     CreatePolicy(Box<CreatePolicy>),
     CreateGlobal(CreateGlobal),
+    TableBits(Box<super::model::bits::TableBits>),
+    FunctionBits(super::model::bits::FunctionBits),
 }
 
 /// `CREATE ROLE name [WITH] [IN ROLE a, b] [BYPASSPOLICY]`

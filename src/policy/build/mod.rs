@@ -9,6 +9,7 @@
 //! since any of them may name something a later file declares. Never returns
 //! a set that has an error, not even in part.
 
+mod bits;
 mod globals;
 mod grants;
 mod policies;
@@ -33,6 +34,8 @@ pub struct Builder {
     grants: Vec<Grant>,
     policies: Vec<CreatePolicy>,
     globals: Vec<CreateGlobal>,
+    table_bits: Vec<super::model::bits::TableBits>,
+    function_bits: Vec<super::model::bits::FunctionBits>,
     errors: Vec<PolicyError>,
 }
 
@@ -46,6 +49,8 @@ impl Builder {
             grants: Vec::new(),
             policies: Vec::new(),
             globals: Vec::new(),
+            table_bits: Vec::new(),
+            function_bits: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -69,6 +74,8 @@ impl Builder {
             Statement::Grant(grant) => self.grants.push(grant),
             Statement::CreatePolicy(create) => self.policies.push(*create),
             Statement::CreateGlobal(create) => self.globals.push(create),
+            Statement::TableBits(bits) => self.table_bits.push(*bits),
+            Statement::FunctionBits(bits) => self.function_bits.push(bits),
         }
     }
 
@@ -85,6 +92,7 @@ impl Builder {
         globals::declare(&mut set, self.globals, &mut errors);
         grants::add(&mut set, self.grants, &mut errors);
         policies::add(&mut set, self.policies, &mut errors);
+        bits::add(&mut set, self.table_bits, self.function_bits, &mut errors);
         globals::check(&mut set, &mut errors);
         if !errors.is_empty() {
             return Err(errors);

@@ -9,6 +9,7 @@
 //! enough for an offline guessing attack on the password.
 
 mod access;
+pub mod bits;
 mod function;
 mod global;
 
@@ -85,6 +86,10 @@ pub struct PolicySet {
     pub global_order: Vec<String>,
     /// What loaded but looks wrong; see [`PolicyWarning`].
     pub warnings: Vec<PolicyWarning>,
+    /// `CREATE PERMISSION BITS ON table`, in declaration order.
+    pub table_bits: Vec<bits::TableBits>,
+    /// `CREATE PERMISSION BITS ON FUNCTION`, in declaration order.
+    pub function_bits: Vec<bits::FunctionBits>,
 }
 
 impl PolicySet {

@@ -209,7 +209,7 @@ fn unsupported_target(location: Location, what: &str) -> PolicyError {
 /// `name [(argtype, …)]`. An argument may carry a mode and a name, as in
 /// PostgreSQL (`IN x int`); OUT arguments are left out, since PostgreSQL
 /// ignores them when it looks a routine up for GRANT.
-fn parse_signature(cursor: &mut Cursor<'_>) -> Result<RoutineSignature, PolicyError> {
+pub(super) fn parse_signature(cursor: &mut Cursor<'_>) -> Result<RoutineSignature, PolicyError> {
     let name = expect_object_name(cursor, "a function name")?;
     if cursor.peek().is_none_or(|t| t.token != Token::LParen) {
         return Ok(RoutineSignature { name, args: None });

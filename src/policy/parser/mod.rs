@@ -5,6 +5,7 @@
 //! after its leading keywords. Never resolves names across statements or
 //! files; that is the model builder's job once the whole set is read.
 
+mod bits;
 mod cursor;
 mod global;
 mod grant;
@@ -23,7 +24,8 @@ use super::lexer::RawStatement;
 pub use cursor::{Cursor, describe, fold_identifier};
 
 /// The statements this version loads, for messages.
-const LOADED: &str = "CREATE ROLE, CREATE USER, GRANT, CREATE POLICY and CREATE GLOBAL";
+const LOADED: &str =
+    "CREATE ROLE, CREATE USER, GRANT, CREATE POLICY, CREATE GLOBAL and CREATE PERMISSION BITS";
 
 /// Parses one statement that the lexer split off.
 pub fn parse_statement(file: &Path, raw: &RawStatement) -> Result<Statement, PolicyError> {
@@ -45,6 +47,11 @@ pub fn parse_statement(file: &Path, raw: &RawStatement) -> Result<Statement, Pol
             return policy::parse_create_policy(&mut cursor)
                 .map(|create| Statement::CreatePolicy(Box::new(create)));
         }
+        if cursor.is_keyword_at(1, "PERMISSION") {
+            cursor.advance();
+            cursor.advance();
+            return bits::parse_create_permission_bits(&mut cursor);
+        }
         if cursor.is_keyword_at(1, "GLOBAL") {
             cursor.advance();
             cursor.advance();
@@ -57,7 +64,7 @@ pub fn parse_statement(file: &Path, raw: &RawStatement) -> Result<Statement, Pol
     Err(unsupported(&cursor))
 }
 
-/// Every statement this version does not load (REVOKE, CREATE PERMISSION
+/// Every statement this version does not load (REVOKE, DROP PERMISSION
 /// BITS, DDL …) is refused by name at its first token, so that a policy
 /// set written for a later version fails loudly instead of loading partly.
 fn unsupported(cursor: &Cursor<'_>) -> PolicyError {
@@ -71,7 +78,7 @@ fn unsupported(cursor: &Cursor<'_>) -> PolicyError {
         })
         .collect();
     // Show the keywords that name the statement kind: one word for GRANT,
-    // two for CREATE POLICY, three for CREATE PERMISSION BITS.
+    // two for CREATE POLICY, three for DROP PERMISSION BITS.
     let words = match head.first().map(String::as_str) {
         None => return cursor.expected(&format!("a statement ({LOADED})")),
         Some("CREATE" | "ALTER" | "DROP") if head.get(1).is_some_and(|w| w == "PERMISSION") => 3,

@@ -222,18 +222,19 @@ fn other_statements_are_not_supported_yet() {
     let all = errors(
         "CREATE ROLE a;\n\
          REVOKE SELECT ON t FROM a;\n\
-         \tCREATE PERMISSION BITS ON t (owner = o);\n\
+         \tDROP PERMISSION BITS ON t;\n\
          create table t (id int);\n\
          ALTER ROLE a IN ROLE b;\n\
          SELECT 1;",
     );
     let suffix =
-        " (this version loads CREATE ROLE, CREATE USER, GRANT, CREATE POLICY and CREATE GLOBAL)";
+        " (this version loads CREATE ROLE, CREATE USER, GRANT, CREATE POLICY, CREATE GLOBAL and \
+         CREATE PERMISSION BITS)";
     assert_eq!(
         all,
         [
             "t.sql:2:1: statement not supported yet: REVOKE",
-            "t.sql:3:2: statement not supported yet: CREATE PERMISSION BITS",
+            "t.sql:3:2: statement not supported yet: DROP PERMISSION BITS",
             "t.sql:4:1: statement not supported yet: CREATE TABLE",
             "t.sql:5:1: statement not supported yet: ALTER ROLE",
             "t.sql:6:1: statement not supported yet: SELECT",
@@ -242,8 +243,8 @@ fn other_statements_are_not_supported_yet() {
     );
     assert_eq!(
         one_error("(1);"),
-        "t.sql:1:1: expected a statement (CREATE ROLE, CREATE USER, GRANT, CREATE POLICY and \
-         CREATE GLOBAL), found \"(\""
+        "t.sql:1:1: expected a statement (CREATE ROLE, CREATE USER, GRANT, CREATE POLICY, \
+         CREATE GLOBAL and CREATE PERMISSION BITS), found \"(\""
     );
 }
 
@@ -382,7 +383,7 @@ fn every_error_of_a_file_is_reported() {
         [
             "t.sql:1:15: expected IN ROLE, BYPASSPOLICY or end of statement, found LOGIN",
             "t.sql:3:1: statement not supported yet: REVOKE (this version loads CREATE ROLE, \
-             CREATE USER, GRANT, CREATE POLICY and CREATE GLOBAL)",
+             CREATE USER, GRANT, CREATE POLICY, CREATE GLOBAL and CREATE PERMISSION BITS)",
             "t.sql:4:13: role \"b\" is already declared as a role at t.sql:2:13",
             "t.sql:2:23: role \"missing\" does not exist",
         ]
