@@ -13,7 +13,7 @@ use tokio_postgres::types::FromSql;
 use tokio_postgres::{Client, Row};
 
 use super::error::CatalogError;
-use super::model::{Column, Function, Operator, RelKind, Relation, Type};
+use super::model::{Column, ForeignKey, Function, Operator, RelKind, Relation, Type};
 use super::snapshot::{Catalog, CatalogParts};
 
 /// The schemas a snapshot holds: all but TOAST and temporary ones (other
@@ -79,6 +79,15 @@ SELECT t.oid, n.nspname, t.typname, t.typcategory::pg_catalog.text,
  WHERE {filter}
  ORDER BY t.oid";
 
+/// Foreign keys as attribute numbers, mapped to names with the relations.
+const FOREIGN_KEYS: &str = "\
+SELECT c.conrelid, c.conkey::pg_catalog.int2[], c.confrelid, c.confkey::pg_catalog.int2[]
+  FROM pg_catalog.pg_constraint c
+  JOIN pg_catalog.pg_class r ON r.oid = c.conrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
+ WHERE c.contype = 'f' AND {filter}
+ ORDER BY c.oid";
+
 impl Catalog {
     /// Takes a snapshot (generation 1) over `client`, which needs no
     /// privilege beyond PUBLIC's. Cancel-safe: dropping it only abandons
@@ -86,12 +95,13 @@ impl Catalog {
     pub async fn load(client: &Client) -> Result<Catalog, CatalogError> {
         let started = Instant::now();
         let sql = |template: &str| template.replace("{filter}", SCHEMA_FILTER);
-        let (schemas, relations, functions, operators, types) = tokio::try_join!(
+        let (schemas, relations, functions, operators, types, keys) = tokio::try_join!(
             query(client, "schemas", sql(SCHEMAS)),
             query(client, "relations", sql(RELATIONS)),
             query(client, "functions", sql(FUNCTIONS)),
             query(client, "operators", sql(OPERATORS)),
             query(client, "types", sql(TYPES)),
+            query(client, "foreign keys", sql(FOREIGN_KEYS)),
         )?;
         let parts = CatalogParts {
             schemas: schemas
@@ -104,6 +114,11 @@ impl Catalog {
             types: types.iter().map(ty).collect::<Result<_, _>>()?,
         };
         let catalog = Catalog::from_parts(parts);
+        let keys = keys
+            .iter()
+            .map(|row| foreign_key(&catalog, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        let catalog = catalog.with_foreign_keys(keys.into_iter().flatten().collect());
         tracing::debug!(
             relations = catalog.relations.len(),
             functions = catalog.functions.len(),
@@ -144,6 +159,35 @@ fn letter(row: &Row, idx: usize, what: &'static str, oid: u32) -> Result<char, C
 /// An aggregated column list; NULL for a relation without columns.
 fn list<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> Result<Vec<T>, CatalogError> {
     Ok(get::<Option<Vec<T>>>(row, idx, "relations")?.unwrap_or_default())
+}
+
+/// One foreign key with column names; None when either side is not in
+/// the snapshot (a schema the filter leaves out).
+fn foreign_key(catalog: &Catalog, row: &Row) -> Result<Option<ForeignKey>, CatalogError> {
+    const WHAT: &str = "foreign keys";
+    let relation: u32 = get(row, 0, WHAT)?;
+    let referenced: u32 = get(row, 2, WHAT)?;
+    let names = |oid: u32, nums: Vec<i16>| -> Option<Vec<String>> {
+        let r = catalog.relation_by_oid(oid)?;
+        nums.iter()
+            .map(|n| {
+                r.columns
+                    .iter()
+                    .find(|c| c.attnum == *n)
+                    .map(|c| c.name.clone())
+            })
+            .collect()
+    };
+    let columns = names(relation, get(row, 1, WHAT)?);
+    let referenced_columns = names(referenced, get(row, 3, WHAT)?);
+    Ok(columns
+        .zip(referenced_columns)
+        .map(|(columns, referenced_columns)| ForeignKey {
+            relation,
+            columns,
+            referenced,
+            referenced_columns,
+        }))
 }
 
 fn relation(row: &Row) -> Result<Relation, CatalogError> {

@@ -17,6 +17,6 @@ mod snapshot;
 
 pub use error::CatalogError;
 pub use handle::{CatalogHandle, MIN_REFRESH_INTERVAL};
-pub use model::{Column, Function, Operator, RelKind, Relation, Type};
+pub use model::{Column, ForeignKey, Function, Operator, RelKind, Relation, Type};
 pub use resolve::effective_search_path;
 pub use snapshot::{Catalog, CatalogParts};

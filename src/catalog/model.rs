@@ -104,3 +104,13 @@ pub struct Type {
     /// The array type whose elements are this type; 0 if none.
     pub array_type: u32,
 }
+
+/// A foreign key (`pg_constraint` of type `f`): `columns` of `relation`
+/// reference `referenced_columns` of `referenced`, pairwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub relation: u32,
+    pub columns: Vec<String>,
+    pub referenced: u32,
+    pub referenced_columns: Vec<String>,
+}

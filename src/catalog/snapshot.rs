@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::model::{Function, Operator, Relation, Type};
+use super::model::{ForeignKey, Function, Operator, Relation, Type};
 
 /// Everything a snapshot is built from; also how tests build one by hand.
 /// Objects whose schema is not listed add that schema.
@@ -41,6 +41,8 @@ pub struct Catalog {
     pub(super) type_oids: HashMap<u32, usize>,
     /// Operator name → (left, right) → index.
     pub(super) operator_keys: HashMap<String, HashMap<(u32, u32), usize>>,
+    /// Foreign keys, by the oid of the relation that holds them.
+    pub(super) foreign_keys: HashMap<u32, Vec<ForeignKey>>,
 }
 
 impl Catalog {
@@ -112,7 +114,28 @@ impl Catalog {
             function_oids,
             type_oids,
             operator_keys,
+            foreign_keys: HashMap::new(),
         }
+    }
+
+    /// The same snapshot with these foreign keys (kept apart from
+    /// [`CatalogParts`] so that hand-built snapshots need not list any).
+    pub fn with_foreign_keys(mut self, keys: Vec<ForeignKey>) -> Catalog {
+        for key in keys {
+            self.foreign_keys.entry(key.relation).or_default().push(key);
+        }
+        self
+    }
+
+    /// The foreign keys a relation holds.
+    pub fn foreign_keys(&self, relation: u32) -> &[ForeignKey] {
+        self.foreign_keys.get(&relation).map_or(&[], Vec::as_slice)
+    }
+
+    /// A relation by schema and name, as PostgreSQL stores them.
+    pub fn relation_named(&self, schema: &str, name: &str) -> Option<&Relation> {
+        let i = *self.schemas.get(schema)?.relations.get(name)?;
+        self.relations.get(i)
     }
 
     /// Increments on each refresh through a [`super::CatalogHandle`].
