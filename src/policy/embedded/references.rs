@@ -109,15 +109,23 @@ fn read_reference(
     };
     let name = word(2, "a global name")?;
     adjacent(3)?;
-    let (attr, close) = match tokens.get(3).map(|t| &t.token) {
-        Some(Token::Period) => {
-            adjacent(4)?;
-            let attr = word(4, "an attribute name")?;
-            adjacent(5)?;
-            (Some(attr), 5)
+    // `@{claims.a.b}` reads a nested claim: a token's claims are the one
+    // global whose attribute may be a dotted path.
+    let mut parts = Vec::new();
+    let mut close = 3;
+    while let Some(Token::Period) = tokens.get(close).map(|t| &t.token) {
+        if !parts.is_empty() && name != "claims" {
+            return Err(error(
+                &tokens[close],
+                "only @{claims.…} takes a dotted path of attributes".to_string(),
+            ));
         }
-        _ => (None, 3),
-    };
+        adjacent(close + 1)?;
+        parts.push(word(close + 1, "an attribute name")?);
+        adjacent(close + 2)?;
+        close += 2;
+    }
+    let attr = (!parts.is_empty()).then(|| parts.join("."));
     match tokens.get(close) {
         Some(token) if token.token == Token::RBrace => {}
         Some(token) => {
@@ -294,6 +302,16 @@ mod tests {
     }
 
     #[test]
+    fn claims_take_a_dotted_path() {
+        let (_, refs) = substituted("a = ANY(@{claims.realm_access.roles})");
+        assert_eq!(refs[0].name, "claims");
+        assert_eq!(refs[0].attr.as_deref(), Some("realm_access.roles"));
+        // The quoted spelling names the same claim.
+        let (_, quoted) = substituted("a = ANY(@{claims.\"realm_access.roles\"})");
+        assert_eq!(quoted[0].placeholder, refs[0].placeholder);
+    }
+
+    #[test]
     fn malformed_references() {
         assert_eq!(
             error("a = @{1}"),
@@ -301,7 +319,7 @@ mod tests {
         );
         assert_eq!(
             error("a = @{x.y.z}"),
-            "t.sql:1:10: expected \"}\" in a global reference, found \".\""
+            "t.sql:1:10: only @{claims.…} takes a dotted path of attributes"
         );
         assert_eq!(
             error("a = @{x+}"),
