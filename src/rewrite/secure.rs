@@ -455,9 +455,6 @@ impl<'a> Securer<'a> {
             let rows = row_condition(&update);
             if rows != "true" {
                 access.restrictive.push(parse_expr(&rows)?);
-                access
-                    .predicate_relations
-                    .extend(update.predicate_relations.iter().cloned());
             }
         }
         let item = item(&|c| !access.sees_column(c));
@@ -470,9 +467,10 @@ impl<'a> Securer<'a> {
             only,
         };
         let subquery = secured_subquery(relation, &access, alias.as_ref(), shape)?;
-        self.expected.push(reference(relation, only));
-        self.expected
-            .extend(access.predicate_relations.iter().cloned());
+        // The relation itself and those of the policy predicates, once for
+        // each place pgward printed them (a cell condition repeats its
+        // entry's predicate), as PostgreSQL reads pgward's own subquery.
+        self.expected.extend(subquery_relations(&subquery)?);
         self.add_item(item);
         *factor = TableFactor::Derived {
             lateral: false,
@@ -968,6 +966,16 @@ pub(super) fn row_condition(access: &TableAccess) -> String {
     let mut all = vec![permissive];
     all.extend(access.restrictive.iter().map(|r| format!("({r})")));
     all.join(" AND ")
+}
+
+/// The relation references PostgreSQL reads in a secured subquery pgward
+/// built (its text is pgward's: the relation and trusted policy SQL).
+fn subquery_relations(subquery: &Query) -> Result<Vec<RelationRef>, PgError> {
+    let parsed = pg_query::parse(&subquery.to_string()).map_err(|e| {
+        tracing::error!("pgward built a subquery PostgreSQL cannot parse: {e}");
+        not_supported("this statement")
+    })?;
+    super::verify::relations(&parsed)
 }
 
 /// An expression pgward built, as a tree.
