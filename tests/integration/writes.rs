@@ -544,6 +544,8 @@ const ENTRY_COLUMNS: &str = "an UPDATE entry's rows go with its columns (§3.8);
 const NEW_ROW_SELECT: &str = "an UPDATE's new row is checked as for INSERT (§3.7–8): SELECT \
                               policies only with RETURNING; PostgreSQL applies them whenever \
                               the UPDATE reads a column";
+const CURSOR_LOCK: &str = "pgward refuses DECLARE … FOR UPDATE";
+const CURRENT_OF: &str = "sqlparser cannot parse WHERE CURRENT OF: refused";
 const UPDATE_NO_READ: &str = "pgward updates only rows the user can SELECT (§3.8); PostgreSQL \
                               applies SELECT policies only when the statement reads columns";
 
@@ -658,6 +660,14 @@ fn cases() -> Vec<Case> {
              "UPDATE items SET qty = 0 WHERE id = 1; DELETE FROM items WHERE id = 2"),
         case(W, "BEGIN; UPDATE items SET qty = 0 WHERE id = 1; INSERT INTO audit VALUES (2, 'x'); ROLLBACK", "ROLLBACK", &[], ""),
         case(W, "INSERT INTO audit VALUES (2, 'x'); INSERT INTO items (id, owner) VALUES (20, 'olga')", CHECK, &[], ""),
+        differs(case(W, "BEGIN; DECLARE c CURSOR FOR SELECT id FROM items WHERE id = 2 FOR UPDATE; FETCH c; \
+                 UPDATE items SET qty = 0 WHERE CURRENT OF c; COMMIT", "42501", &[], ""), CURSOR_LOCK),
+        differs(case(W, "BEGIN; DECLARE c CURSOR FOR SELECT id FROM items WHERE id = 2 FOR UPDATE; FETCH c; \
+                 DELETE FROM items WHERE CURRENT OF c; COMMIT", "42501", &[], ""), CURSOR_LOCK),
+        differs(case(W, "BEGIN; DECLARE c CURSOR FOR SELECT id FROM items WHERE id = 2; FETCH c; \
+                 UPDATE items SET qty = 0 WHERE CURRENT OF c; COMMIT", "42601", &[], ""), CURRENT_OF),
+        differs(case(W, "BEGIN; DECLARE c CURSOR FOR SELECT id FROM items ORDER BY id; FETCH c; FETCH c; \
+                 DELETE FROM items WHERE CURRENT OF c; COMMIT", "42601", &[], ""), CURRENT_OF),
         case(W, "UPDATE \"items\" AS \"I\" SET \"qty\" = \"I\".qty + 1 WHERE \"I\".id = 2", "UPDATE 1", &[],
              "UPDATE items SET qty = 8 WHERE id = 2"),
         case(C, "UPDATE items SET status = 'done' WHERE id = 5", "UPDATE 1", &[], "UPDATE items SET status = 'done' WHERE id = 5"),
