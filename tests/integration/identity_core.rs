@@ -22,7 +22,8 @@ GRANT SELECT ON docs TO reader;
 GRANT SELECT ON docs TO guest;
 CREATE POLICY by_identity ON docs FOR SELECT TO reader USING (
     visible_to = ANY(@{roles}) OR owner = @{login_id} OR grp = ANY(@{groups})
-    OR tenant = @{claims.tenant} OR uid = @{user_id} OR grp = ANY(@{claims.teams}));
+    OR tenant = @{claims.tenant} OR uid = @{user_id} OR grp = ANY(@{claims.teams})
+    OR grp = @{claims.org.unit});
 CREATE POLICY guests ON docs FOR SELECT TO guest USING (visible_to = 'guest');
 ";
 

@@ -153,6 +153,9 @@ async fn hs256_tokens_carry_roles_groups_user_id_and_claims() -> anyhow::Result<
     // A claim that is an array is a list: grp = ANY(@{claims.teams}) (row 4).
     let teams = with(claims("ann"), "teams", json!(["g1", "g9"]));
     assert_eq!(sees(&pgward, "ann", &hs256(&teams)?).await?, [1, 4, 5]);
+    // A nested claim by its dotted path: grp = @{claims.org.unit} (row 4).
+    let org = with(claims("ann"), "org", json!({"unit": "g1"}));
+    assert_eq!(sees(&pgward, "ann", &hs256(&org)?).await?, [1, 4, 5]);
     // Without any role the token's user holds PUBLIC only: no grant on docs.
     let no_roles = with(claims("ann"), "realm_access", json!({}));
     let c = pgward.connect_as("ann", &hs256(&no_roles)?).await?;
