@@ -47,7 +47,10 @@ pub async fn run(
     let values = crate::globals::resolve(&policies, user, &roles, None, &client)
         .await
         .map_err(|e| anyhow::anyhow!("login would fail: {} {}", e.code, e.message))?;
-    let access = SessionPolicy::new(user, roles.clone(), values, Arc::new(policies));
+    let handle = Arc::new(crate::catalog::CatalogHandle::new(catalog));
+    let catalog = handle.current();
+    let access =
+        SessionPolicy::new(user, roles.clone(), values, Arc::new(policies)).with_catalog(handle);
     let search_path = vec![user.to_string(), "public".to_string()];
     let ctx = Context {
         catalog: &catalog,

@@ -333,12 +333,10 @@ async fn session_mode(
     .await?;
     let context: Arc<str> = Arc::from(format!("{user}\u{0}{roles:?}\u{0}{values:?}"));
     Ok(Mode::Policy {
-        access: Arc::new(policy::SessionPolicy::new(
-            user,
-            roles,
-            values,
-            shared.policies.clone(),
-        )),
+        access: Arc::new(
+            policy::SessionPolicy::new(user, roles, values, shared.policies.clone())
+                .with_catalog(shared.catalog.clone()),
+        ),
         context,
     })
 }

@@ -6,12 +6,14 @@
 //! name; an unqualified name in a policy file means the relation of that
 //! name in schema `public`.
 
+mod bits;
+
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sqlparser::ast::Expr;
 
-use crate::catalog::Relation;
+use crate::catalog::{CatalogHandle, Relation};
 use crate::globals::GlobalValues;
 use crate::policy::PolicySet;
 use crate::policy::model::{
@@ -25,6 +27,11 @@ pub struct SessionPolicy {
     values: GlobalValues,
     policies: std::sync::Arc<PolicySet>,
     cache: Mutex<HashMap<(u32, Command), Option<TableAccess>>>,
+    /// The session's user id and groups, for permission bits.
+    who: bits::Who,
+    /// Foreign keys and the tables of membership tables, for permission
+    /// bits; without it a write that needs them is refused.
+    catalog: Option<Arc<CatalogHandle>>,
 }
 
 impl SessionPolicy {
@@ -37,10 +44,84 @@ impl SessionPolicy {
         SessionPolicy {
             login: login.to_string(),
             roles,
+            who: bits::Who::from_values(&values),
             values,
             policies,
             cache: Mutex::new(HashMap::new()),
+            catalog: None,
         }
+    }
+
+    /// The catalog that foreign keys and membership tables are looked up
+    /// in (permission bits).
+    pub fn with_catalog(mut self, catalog: Arc<CatalogHandle>) -> SessionPolicy {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// The entries of grants and policies, then those of permission bits
+    /// (PRODUCT.md §6: what either allows is allowed; restrictive policies
+    /// still apply), then the restrictive checks bits put on foreign keys
+    /// and membership tables.
+    fn compute(
+        &self,
+        relation: &Relation,
+        command: Command,
+    ) -> Result<Option<TableAccess>, crate::error::PgError> {
+        let mut access = self.compute_grants(relation, command)?;
+        if let Some(declared) = bits::table_bits(&self.policies, relation) {
+            let entries = bits::entries(declared, relation, &self.who, command)?;
+            if !entries.is_empty() {
+                let access = access.get_or_insert_with(nothing);
+                for entry in entries {
+                    if let Some(rows) = &entry.rows {
+                        access.predicate_relations.extend(relations_in(rows)?);
+                    }
+                    access.entries.push(entry);
+                }
+            }
+        }
+        let Some(access) = access.as_mut() else {
+            return Ok(None);
+        };
+        if command == Command::Select {
+            return Ok(Some(access.clone()));
+        }
+        let is_membership = self.policies.table_bits.iter().any(|b| {
+            b.groups.as_ref().is_some_and(|m| {
+                m.table.name == relation.name
+                    && m.table.schema.as_deref().unwrap_or("public") == relation.schema
+            })
+        });
+        let refers = !self.policies.table_bits.is_empty();
+        if !(is_membership || refers) {
+            return Ok(Some(access.clone()));
+        }
+        let Some(catalog) = self.catalog.as_ref().map(|c| c.current()) else {
+            if is_membership {
+                return Err(crate::error::PgError::error(
+                    crate::error::code::FEATURE_NOT_SUPPORTED,
+                    "pgward could not apply permission bits",
+                ));
+            }
+            return Ok(Some(access.clone()));
+        };
+        if matches!(command, Command::Insert | Command::Update) {
+            let checks = bits::refer_checks(&self.policies, &catalog, relation, &self.who)?;
+            access.restrictive_checks.extend(checks);
+        }
+        if is_membership {
+            for guard in bits::membership_guard(&self.policies, &catalog, relation, &self.who)? {
+                if matches!(command, Command::Update | Command::Delete) {
+                    access.predicate_relations.extend(relations_in(&guard)?);
+                    access.restrictive.push(guard.clone());
+                }
+                if matches!(command, Command::Insert | Command::Update) {
+                    access.restrictive_checks.push(guard);
+                }
+            }
+        }
+        Ok(Some(access.clone()))
     }
 
     fn rules<'a>(&'a self, relation: &Relation) -> Vec<&'a TableRules> {
@@ -84,7 +165,8 @@ impl SessionPolicy {
         held
     }
 
-    fn compute(
+    /// The entries of grants and policies (PRODUCT.md §3).
+    fn compute_grants(
         &self,
         relation: &Relation,
         command: Command,
@@ -168,6 +250,16 @@ impl SessionPolicy {
     }
 }
 
+/// An access with no entry yet.
+fn nothing() -> TableAccess {
+    TableAccess {
+        entries: Vec::new(),
+        restrictive: Vec::new(),
+        restrictive_checks: Vec::new(),
+        predicate_relations: Vec::new(),
+    }
+}
+
 fn columns(set: &ColumnSet) -> Columns {
     match set.columns() {
         None => Columns::All,
@@ -224,26 +316,47 @@ impl Access for SessionPolicy {
         &self.login
     }
 
+    /// GRANT EXECUTE, or permission bits on the function whose
+    /// table-level Execute bit the session has (PRODUCT.md §6; what either
+    /// allows is allowed).
     fn function(&self, function: &crate::catalog::Function) -> bool {
         use crate::policy::model::RoutineTarget;
-        self.policies
+        let granted = self
+            .policies
             .functions
             .iter()
             .filter(|g| g.applies_to(&self.roles))
             .any(|g| match &g.target {
                 RoutineTarget::AllInSchema(schema) => *schema == function.schema,
-                RoutineTarget::One { name, args } => {
-                    name.schema.as_deref().unwrap_or("public") == function.schema
-                        && name.name == function.name
-                        && args.as_ref().is_none_or(|a| {
-                            a.len() == function.arg_types.len()
-                                && a.iter()
-                                    .zip(&function.arg_types)
-                                    .all(|(t, &oid)| builtin_type_oid(t) == Some(oid))
-                        })
-                }
+                RoutineTarget::One { name, args } => signature_matches(name, args, function),
+            });
+        granted
+            || self.policies.function_bits.iter().any(|b| {
+                signature_matches(&b.name, &b.args, function)
+                    && self.who.table_allows(
+                        b.table_permission,
+                        &[],
+                        crate::policy::model::bits::Op::Execute,
+                    )
             })
     }
+}
+
+/// Whether a signature as written in a policy file (no argument list:
+/// every overload) names `function`.
+fn signature_matches(
+    name: &QualifiedName,
+    args: &Option<Vec<sqlparser::ast::DataType>>,
+    function: &crate::catalog::Function,
+) -> bool {
+    name.schema.as_deref().unwrap_or("public") == function.schema
+        && name.name == function.name
+        && args.as_ref().is_none_or(|a| {
+            a.len() == function.arg_types.len()
+                && a.iter()
+                    .zip(&function.arg_types)
+                    .all(|(t, &oid)| builtin_type_oid(t) == Some(oid))
+        })
 }
 
 /// A condition that is the literal `true` (in any parentheses).

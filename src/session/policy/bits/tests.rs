@@ -1,0 +1,395 @@
+//! Entries of permission bits, as SQL.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, CatalogHandle, CatalogParts, Column, ForeignKey, RelKind, Relation};
+use crate::globals::{GlobalValue, GlobalValues};
+use crate::policy::PolicySet;
+use crate::rewrite::{Access, Columns, Command, TableAccess};
+use crate::session::policy::SessionPolicy;
+
+const BITS: &str = "CREATE ROLE r; CREATE USER u PASSWORD 'u' IN ROLE r;
+CREATE PERMISSION BITS ON documents (
+  owner = owner_id, permission = permission,
+  groups = document_groups (document_id, group_id, permission),
+  table_permission = 'GuestPeek | UserCRUD | GroupCRUD',
+  table_groups = (1, 2), default_groups = (1), admin_group = 99);
+CREATE PERMISSION BITS ON FUNCTION public.publish(int) (table_permission = 'UserExecute');
+";
+
+fn column(name: &str, attnum: i16, type_oid: u32, type_name: &str) -> Column {
+    Column {
+        name: name.into(),
+        attnum,
+        type_oid,
+        type_name: type_name.into(),
+        not_null: false,
+    }
+}
+
+fn relation(oid: u32, name: &str, columns: Vec<Column>, key: &[&str]) -> Relation {
+    Relation {
+        oid,
+        schema: "public".into(),
+        name: name.into(),
+        kind: RelKind::Table,
+        columns,
+        primary_key: key.iter().map(|k| k.to_string()).collect(),
+        parent: None,
+        is_partition: false,
+    }
+}
+
+fn documents() -> Relation {
+    relation(
+        1,
+        "documents",
+        vec![
+            column("id", 1, 23, "integer"),
+            column("owner_id", 2, 20, "bigint"),
+            column("permission", 3, 20, "bigint"),
+            column("title", 4, 25, "text"),
+        ],
+        &["id"],
+    )
+}
+
+fn document_groups() -> Relation {
+    relation(
+        2,
+        "document_groups",
+        vec![
+            column("document_id", 1, 23, "integer"),
+            column("group_id", 2, 23, "integer"),
+            column("permission", 3, 20, "bigint"),
+        ],
+        &["document_id", "group_id"],
+    )
+}
+
+fn comments() -> Relation {
+    relation(
+        3,
+        "comments",
+        vec![
+            column("id", 1, 23, "integer"),
+            column("document_id", 2, 23, "integer"),
+        ],
+        &["id"],
+    )
+}
+
+fn catalog() -> Arc<CatalogHandle> {
+    let catalog = Catalog::from_parts(CatalogParts {
+        schemas: vec!["public".into()],
+        relations: vec![documents(), document_groups(), comments()],
+        ..CatalogParts::default()
+    })
+    .with_foreign_keys(vec![ForeignKey {
+        relation: 3,
+        columns: vec!["document_id".into()],
+        referenced: 1,
+        referenced_columns: vec!["id".into()],
+    }]);
+    Arc::new(CatalogHandle::new(catalog))
+}
+
+/// User `u` with this user id (None: a guest) and groups.
+fn session(extra: &str, user_id: Option<&str>, groups: &[&str]) -> SessionPolicy {
+    session_of(&format!("{BITS}{extra}"), user_id, groups)
+}
+
+fn session_of(text: &str, user_id: Option<&str>, groups: &[&str]) -> SessionPolicy {
+    let set = PolicySet::parse_str(Path::new("t.sql"), text, 4096).unwrap();
+    let roles = vec!["u".to_string(), "r".to_string(), "public".to_string()];
+    let mut values = GlobalValues::builtins("u", &roles, None);
+    if let Some(id) = user_id {
+        values.insert(
+            "user_id",
+            GlobalValue {
+                columns: vec![("value".into(), "int8".into())],
+                rows: vec![vec![Some(id.into())]],
+            },
+        );
+    }
+    values.insert(
+        "groups",
+        GlobalValue {
+            columns: vec![("group".into(), "text".into())],
+            rows: groups.iter().map(|g| vec![Some(g.to_string())]).collect(),
+        },
+    );
+    SessionPolicy::new("u", roles, values, Arc::new(set)).with_catalog(catalog())
+}
+
+fn rows(access: &TableAccess) -> Vec<String> {
+    access
+        .entries
+        .iter()
+        .map(|e| e.rows.as_ref().map_or("ALL".into(), ToString::to_string))
+        .collect()
+}
+
+const ROW: &str = "\"pgward bits row\"";
+const MEMBER: &str = "\"pgward bits member\"";
+
+fn owner_arm(bit: u32) -> String {
+    format!(
+        "SELECT {ROW}.\"id\" FROM \"public\".\"documents\" AS {ROW} WHERE {ROW}.\"owner_id\" = '7'::BIGINT AND ({ROW}.\"permission\" & {bit}) <> 0"
+    )
+}
+
+fn member_arm(bit: u32) -> String {
+    format!(
+        "SELECT {MEMBER}.\"document_id\" FROM \"public\".\"document_groups\" AS {MEMBER} WHERE {MEMBER}.\"group_id\" = ANY('{{\"1\",\"5\"}}') AND ({MEMBER}.\"permission\" & {bit}) <> 0"
+    )
+}
+
+fn guest_arm(bit: u32) -> String {
+    format!(
+        "SELECT {ROW}.\"id\" FROM \"public\".\"documents\" AS {ROW} WHERE ({ROW}.\"permission\" & {bit}) <> 0"
+    )
+}
+
+#[test]
+fn a_user_reads_through_owner_membership_and_guest_arms() {
+    let s = session("", Some("7"), &["1", "5"]);
+    let access = s.table(&documents(), Command::Select).unwrap();
+    let read = format!(
+        "\"id\" IN ({} UNION ALL {} UNION ALL {})",
+        owner_arm(256),
+        member_arm(32768),
+        guest_arm(2)
+    );
+    let peek = format!(
+        "\"id\" IN ({} UNION ALL {} UNION ALL {})",
+        owner_arm(128),
+        member_arm(16384),
+        guest_arm(1)
+    );
+    assert_eq!(rows(&access), [read, peek]);
+    assert_eq!(access.entries[0].columns, Columns::All);
+    assert_eq!(
+        access.entries[1].columns,
+        Columns::Some(["id".to_string()].into_iter().collect())
+    );
+    assert!(
+        access
+            .predicate_relations
+            .iter()
+            .any(|r| r.contains("document_groups"))
+    );
+    assert!(
+        access
+            .predicate_relations
+            .iter()
+            .any(|r| r.contains("documents"))
+    );
+}
+
+#[test]
+fn a_guest_has_only_the_guest_arm_and_no_table_create() {
+    let s = session("", None, &[]);
+    let access = s.table(&documents(), Command::Select).unwrap();
+    assert_eq!(
+        rows(&access),
+        [
+            format!("\"id\" IN ({})", guest_arm(2)),
+            format!("\"id\" IN ({})", guest_arm(1))
+        ]
+    );
+    // Table level: GuestPeek only, so no writes.
+    assert!(s.table(&documents(), Command::Insert).is_none());
+    assert!(s.table(&documents(), Command::Update).is_none());
+    assert!(s.table(&documents(), Command::Delete).is_none());
+}
+
+#[test]
+fn table_group_bits_need_a_table_group() {
+    let text = BITS.replace(
+        "'GuestPeek | UserCRUD | GroupCRUD'",
+        "'GroupRead | GroupPeek'",
+    );
+    assert!(
+        session_of(&text, Some("7"), &["5"])
+            .table(&documents(), Command::Select)
+            .is_none()
+    );
+    assert!(
+        session_of(&text, Some("7"), &["2"])
+            .table(&documents(), Command::Select)
+            .is_some()
+    );
+    assert!(
+        session_of(&text, None, &["1"])
+            .table(&documents(), Command::Select)
+            .is_some()
+    );
+    // User bits are for signed-in users, whatever their groups.
+    let text = BITS.replace("'GuestPeek | UserCRUD | GroupCRUD'", "'UserPeek'");
+    assert!(
+        session_of(&text, Some("7"), &[])
+            .table(&documents(), Command::Select)
+            .is_some()
+    );
+    assert!(
+        session_of(&text, None, &["2"])
+            .table(&documents(), Command::Select)
+            .is_none()
+    );
+}
+
+#[test]
+fn insert_forces_the_owner_and_needs_table_create() {
+    let s = session("", Some("7"), &[]);
+    let access = s.table(&documents(), Command::Insert).unwrap();
+    assert_eq!(access.entries.len(), 1);
+    assert_eq!(access.entries[0].columns, Columns::All);
+    assert_eq!(
+        access.entries[0].check.as_ref().unwrap().to_string(),
+        "\"owner_id\" = '7'::BIGINT"
+    );
+}
+
+#[test]
+fn only_the_owner_may_change_owner_and_permission() {
+    let s = session("", Some("7"), &[]);
+    let access = s.table(&documents(), Command::Update).unwrap();
+    assert_eq!(access.entries.len(), 2);
+    assert_eq!(
+        access.entries[0].columns,
+        Columns::Some(["id", "title"].iter().map(|c| c.to_string()).collect())
+    );
+    let update = format!("\"id\" IN ({} UNION ALL {})", owner_arm(1024), guest_arm(8));
+    assert_eq!(rows(&access)[0], update);
+    assert_eq!(access.entries[1].columns, Columns::All);
+    assert_eq!(
+        rows(&access)[1],
+        format!("{update} AND \"owner_id\" = '7'::BIGINT")
+    );
+    let delete = s.table(&documents(), Command::Delete).unwrap();
+    assert_eq!(
+        rows(&delete),
+        [format!(
+            "\"id\" IN ({} UNION ALL {})",
+            owner_arm(2048),
+            guest_arm(16)
+        )]
+    );
+}
+
+#[test]
+fn the_admin_group_bypasses_the_bits() {
+    let s = session("", Some("7"), &["99"]);
+    for command in [
+        Command::Select,
+        Command::Insert,
+        Command::Update,
+        Command::Delete,
+    ] {
+        let access = s.table(&documents(), command).unwrap();
+        assert_eq!(rows(&access), ["ALL"], "{command:?}");
+        assert!(access.entries[0].check.is_none());
+    }
+}
+
+#[test]
+fn bits_add_to_grant_and_policy_entries() {
+    let s = session(
+        "GRANT SELECT (id, title) ON documents TO r;\n\
+         CREATE POLICY mine ON documents FOR SELECT TO r USING (title = 'x');\n\
+         CREATE POLICY not_secret ON documents AS RESTRICTIVE FOR SELECT TO r USING (title <> 'secret');",
+        Some("7"),
+        &[],
+    );
+    let access = s.table(&documents(), Command::Select).unwrap();
+    assert_eq!(access.entries.len(), 3);
+    assert_eq!(rows(&access)[0], "title = 'x'");
+    assert_eq!(access.restrictive.len(), 1);
+}
+
+#[test]
+fn foreign_keys_into_bit_tables_need_refer() {
+    let s = session(
+        "GRANT INSERT, UPDATE, SELECT ON comments TO r;",
+        Some("7"),
+        &[],
+    );
+    for command in [Command::Insert, Command::Update] {
+        let access = s.table(&comments(), command).unwrap();
+        assert_eq!(
+            access
+                .restrictive_checks
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [format!(
+                "\"document_id\" IS NULL OR (\"document_id\") IN ({} UNION ALL {})",
+                owner_arm(8192),
+                guest_arm(64)
+            )]
+        );
+    }
+    assert!(
+        s.table(&comments(), Command::Select)
+            .unwrap()
+            .restrictive_checks
+            .is_empty()
+    );
+}
+
+#[test]
+fn membership_writes_need_update_on_the_row() {
+    let s = session(
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON document_groups TO r;",
+        Some("7"),
+        &[],
+    );
+    let guard = format!(
+        "\"document_id\" IN ({} UNION ALL {})",
+        owner_arm(1024),
+        guest_arm(8)
+    );
+    let insert = s.table(&document_groups(), Command::Insert).unwrap();
+    assert_eq!(insert.restrictive_checks[0].to_string(), guard);
+    assert!(insert.restrictive.is_empty());
+    let delete = s.table(&document_groups(), Command::Delete).unwrap();
+    assert_eq!(delete.restrictive[0].to_string(), guard);
+    let update = s.table(&document_groups(), Command::Update).unwrap();
+    assert_eq!(update.restrictive[0].to_string(), guard);
+    assert_eq!(update.restrictive_checks[0].to_string(), guard);
+    assert!(
+        s.table(&document_groups(), Command::Select)
+            .unwrap()
+            .restrictive
+            .is_empty()
+    );
+}
+
+#[test]
+fn functions_with_bits_need_table_execute() {
+    let publish = |arg| crate::catalog::Function {
+        oid: 9,
+        schema: "public".into(),
+        name: "publish".into(),
+        arg_types: vec![arg],
+        return_type: 16,
+        kind: 'f',
+        volatility: 'v',
+        leakproof: false,
+        security_definer: false,
+        returns_set: false,
+    };
+    assert!(session("", Some("7"), &[]).function(&publish(23)));
+    assert!(!session("", Some("7"), &[]).function(&publish(25)));
+    assert!(!session("", None, &[]).function(&publish(23)));
+}
+
+#[test]
+fn no_primary_key_is_refused() {
+    let mut t = documents();
+    t.primary_key.clear();
+    let s = session("", Some("7"), &[]);
+    assert!(s.table(&t, Command::Select).is_none());
+}
