@@ -566,4 +566,178 @@ mod tests {
         }
         assert_eq!(required_claims(&config()).len(), 3);
     }
+
+    const ASYMMETRIC: [Algorithm; 9] = [
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+
+    /// A test key: the algorithms it signs, its signing key, its public key
+    /// in PEM and as a JWK without `alg` (so that it serves every algorithm
+    /// of its type).
+    struct TestKey {
+        algorithms: Vec<Algorithm>,
+        signing: EncodingKey,
+        pem: String,
+        jwk: serde_json::Value,
+    }
+
+    fn test_keys() -> Vec<TestKey> {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/identity/");
+        let read = |name: &str| std::fs::read(format!("{fixtures}{name}")).unwrap();
+        let rsa_jwks: serde_json::Value =
+            serde_json::from_slice(&read("rsa_public.jwks.json")).unwrap();
+        let rsa = &rsa_jwks["keys"][0];
+        let mut keys = vec![TestKey {
+            algorithms: ASYMMETRIC[..6].to_vec(),
+            signing: EncodingKey::from_rsa_pem(&read("rsa_private.pem")).unwrap(),
+            pem: String::from_utf8(read("rsa_public.pem")).unwrap(),
+            jwk: json!({"kty": "RSA", "kid": "rsa", "n": rsa["n"], "e": rsa["e"]}),
+        }];
+        for (alg, rcgen_alg, crv, size) in [
+            (
+                Algorithm::ES256,
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+                "P-256",
+                32,
+            ),
+            (
+                Algorithm::ES384,
+                &rcgen::PKCS_ECDSA_P384_SHA384,
+                "P-384",
+                48,
+            ),
+        ] {
+            let pair = rcgen::KeyPair::generate_for(rcgen_alg).unwrap();
+            let raw = pair.public_key_raw();
+            assert_eq!((raw.len(), raw[0]), (1 + 2 * size, 4), "uncompressed point");
+            keys.push(TestKey {
+                algorithms: vec![alg],
+                signing: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(),
+                pem: pair.public_key_pem(),
+                jwk: json!({"kty": "EC", "crv": crv, "kid": crv,
+                            "x": URL_SAFE_NO_PAD.encode(&raw[1..1 + size]),
+                            "y": URL_SAFE_NO_PAD.encode(&raw[1 + size..])}),
+            });
+        }
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        keys.push(TestKey {
+            algorithms: vec![Algorithm::EdDSA],
+            signing: EncodingKey::from_ed_pem(ed.serialize_pem().as_bytes()).unwrap(),
+            pem: ed.public_key_pem(),
+            jwk: json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed",
+                        "x": URL_SAFE_NO_PAD.encode(ed.public_key_raw())}),
+        });
+        keys
+    }
+
+    fn signed(alg: Algorithm, kid: Option<&str>, key: &EncodingKey) -> String {
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_string);
+        encode(&header, &good(), key).unwrap()
+    }
+
+    /// The login a token gets, or the refusal's message.
+    async fn judged(source: &JwtSource, token: &str) -> Result<String, String> {
+        match source.authenticate("ann", token).await {
+            JwtOutcome::Accepted(i) => Ok(i.login),
+            JwtOutcome::Rejected(e) => Err(format!("{} {}", e.code, e.message)),
+            JwtOutcome::NotAToken => Err("not a token".into()),
+        }
+    }
+
+    async fn source(algorithms: &[Algorithm], keys: JwtKeys) -> JwtSource {
+        let http = crate::auth::http::client(Duration::from_secs(1)).unwrap();
+        let config = JwtConfig {
+            algorithms: algorithms.to_vec(),
+            keys,
+            ..config()
+        };
+        JwtSource::start(config, http).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_algorithm_verifies_and_unlisted_ones_are_refused() {
+        let refused = Err("28000 invalid token".to_string());
+        // HMAC: one secret, three algorithms.
+        let secret = EncodingKey::from_secret(SECRET);
+        let hs = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+        let all = source(&hs, JwtKeys::Secret(SECRET.to_vec())).await;
+        for alg in hs {
+            assert_eq!(
+                judged(&all, &signed(alg, None, &secret)).await,
+                Ok("ann".into()),
+                "{alg:?}"
+            );
+        }
+        for (listed, unlisted) in [(hs[0], hs[1]), (hs[1], hs[2]), (hs[2], hs[0])] {
+            let one = source(&[listed], JwtKeys::Secret(SECRET.to_vec())).await;
+            assert_eq!(
+                judged(&one, &signed(listed, None, &secret)).await,
+                Ok("ann".into())
+            );
+            assert_eq!(
+                judged(&one, &signed(unlisted, None, &secret)).await,
+                refused,
+                "{unlisted:?}"
+            );
+        }
+
+        // Every public key in one JWKS, with and without a kid; and each key
+        // alone as a PEM file.
+        let keys = test_keys();
+        let dir = tempfile::tempdir().unwrap();
+        let jwks = dir.path().join("jwks.json");
+        let jwks_doc = json!({"keys": keys.iter().map(|k| &k.jwk).collect::<Vec<_>>()});
+        std::fs::write(&jwks, jwks_doc.to_string()).unwrap();
+        let everything = source(&ASYMMETRIC, JwtKeys::JwksFile(jwks.clone())).await;
+        let mut verified = 0;
+        for key in &keys {
+            let kid = key.jwk["kid"].as_str();
+            let pem = dir.path().join(format!("{}.pem", kid.unwrap()));
+            std::fs::write(&pem, &key.pem).unwrap();
+            let by_pem = source(&key.algorithms, JwtKeys::PemFile(pem)).await;
+            for &alg in &key.algorithms {
+                for kid in [kid, None] {
+                    let token = signed(alg, kid, &key.signing);
+                    assert_eq!(
+                        judged(&everything, &token).await,
+                        Ok("ann".into()),
+                        "{alg:?}"
+                    );
+                    assert_eq!(
+                        judged(&by_pem, &token).await,
+                        Ok("ann".into()),
+                        "{alg:?} PEM"
+                    );
+                    verified += 1;
+                }
+                // The same token, once its algorithm is not listed, is
+                // refused as a bad signature is.
+                let others: Vec<Algorithm> =
+                    ASYMMETRIC.iter().copied().filter(|a| *a != alg).collect();
+                let without = source(&others, JwtKeys::JwksFile(jwks.clone())).await;
+                let token = signed(alg, kid, &key.signing);
+                assert_eq!(judged(&without, &token).await, refused, "{alg:?} unlisted");
+                let mut parts: Vec<&str> = token.split('.').collect();
+                let mut claims = good();
+                claims["uid"] = json!(8);
+                let other_payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+                parts[1] = &other_payload;
+                assert_eq!(
+                    judged(&everything, &parts.join(".")).await,
+                    refused,
+                    "{alg:?} forged"
+                );
+            }
+        }
+        assert_eq!(verified, 2 * 9);
+    }
 }
