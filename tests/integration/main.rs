@@ -2,6 +2,7 @@
 //! cluster for all of them (see `harness`), a fresh database per test.
 
 mod auth;
+mod bits;
 mod cancel;
 mod catalog_snapshot;
 mod check;
@@ -15,6 +16,7 @@ mod compat;
 mod demo_data;
 mod differential;
 mod error_scrubbing;
+mod examples;
 mod faults;
 mod fencing;
 mod harness;
