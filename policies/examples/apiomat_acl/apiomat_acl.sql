@@ -1,0 +1,1 @@
+../apiomat_acl.sql

@@ -1,0 +1,1 @@
+../daptin.sql
