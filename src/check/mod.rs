@@ -6,10 +6,12 @@
 //! routines that GRANT and CREATE POLICY name), `filters` (globals' column
 //! types and every USING / WITH CHECK planned by PostgreSQL), `coverage`
 //! (the grants behind each policy, and grants that policies make useless),
-//! `helper` (the helper schema of `pgward install` that writes need).
+//! `helper` (the helper schema of `pgward install` that writes need),
+//! `bits` (tables, columns and functions of permission bits).
 //! Never changes anything upstream: every statement it plans runs inside a
 //! transaction that is rolled back, and nothing is executed.
 
+mod bits;
 mod coverage;
 mod filters;
 pub mod helper;
@@ -125,6 +127,7 @@ async fn check_live(config: &Config, set: &PolicySet) -> anyhow::Result<Vec<Diag
     names::check_routines(set, &catalog, &client, &mut diagnostics).await;
     filters::check(set, &resolved, &client, &mut diagnostics).await?;
     coverage::check(set, &resolved, &mut diagnostics);
+    bits::check(set, &catalog, &client, &mut diagnostics).await;
     // The loader's grant warning goes by table names as written; coverage
     // redoes it on the relations the names denote.
     diagnostics.extend(
