@@ -548,6 +548,18 @@ const REFUSED: &[(&str, &str)] = &[
         "INSERT INTO orders (id, amount) VALUES (1, 2) ON CONFLICT (id) DO UPDATE SET amount = 1 WHERE orders.margin > 1",
         "42501",
     ),
+    (
+        "UPDATE orders SET notes = 'x' RETURNING (SELECT margin FROM orders LIMIT 1)",
+        "42501",
+    ),
+    (
+        "UPDATE orders SET notes = 'x' WHERE id IN (SELECT id FROM orders o2 WHERE o2.margin > 1)",
+        "42501",
+    ),
+    (
+        "WITH u AS (UPDATE orders SET amount = 1 RETURNING id) SELECT count(*) FROM pgward_u",
+        "0A000",
+    ),
     // Whole-row use of a write target with hidden columns
     (
         "UPDATE orders o SET notes = notes WHERE margin(o) > 12",

@@ -105,6 +105,9 @@ pub fn secure_write(statement: &mut Statement, env: &Env<'_, '_>) -> Result<Writ
     // SELECT); the write reads them through their RETURNING columns.
     let (with, aside) = match with {
         Some(with) if with.cte_tables.iter().any(|c| is_write_body(&c.query)) => {
+            let private = private_names(&with);
+            refuse_references(&inner, &private)?;
+            refuse_references(&with, &private)?;
             let (with, aside) = w.cte_writes(with)?;
             (Some(with), Some(aside))
         }
@@ -139,6 +142,16 @@ fn is_write_body(q: &Query) -> bool {
         q.body.as_ref(),
         SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)
     )
+}
+
+/// The private names pgward gives the writes of a WITH (`pgward_x`): the
+/// client reads a write through `x` only, never through them.
+fn private_names(with: &With) -> Vec<String> {
+    with.cte_tables
+        .iter()
+        .filter(|c| is_write_body(&c.query))
+        .map(|c| format!("pgward_{}", fold(&c.alias.name)))
+        .collect()
 }
 
 /// Whether a query's own WITH holds a data-modifying query.
@@ -176,6 +189,9 @@ pub fn secure_cte_writes(
         only_used: BTreeSet::new(),
         cte: None,
     };
+    let private = private_names(&with);
+    refuse_references(&*q, &private)?;
+    refuse_references(&with, &private)?;
     let (with, aside) = w.cte_writes(with)?;
     q.with = Some(with);
     refuse_references(&*q, &aside.unreadable)?;
