@@ -1,6 +1,8 @@
 //! Tokens sent as the password, end to end through tokio-postgres and psql:
 //! JWTs (HS256 with a secret, RS256/PS256 with a PEM key, ES256 and EdDSA
-//! from a JWKS file and a JWKS URL, keys rotated in both), every way a token
+//! from a JWKS file and a JWKS URL, keys rotated in both; every algorithm
+//! of the contract, and unlisted ones refused as forgeries are; a JWKS URL
+//! over https with an untrusted certificate), every way a token
 //! is refused, sessions that end when their token expires, and OAuth2
 //! introspection against a real local HTTP endpoint. The row filter of
 //! `identity_core` shows which roles, groups, user id and claims a session
@@ -79,19 +81,27 @@ fn jwt_toml(keys: &str, extra: &str) -> String {
     )
 }
 
-/// An EC P-256 or Ed25519 key made for the test: its signing key and its
-/// public JWK.
+/// An EC P-256, EC P-384 or Ed25519 key made for the test: its signing key
+/// and its public JWK.
 fn generated_key(alg: Algorithm, kid: &str) -> anyhow::Result<(EncodingKey, Value)> {
     match alg {
-        Algorithm::ES256 => {
-            let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        Algorithm::ES256 | Algorithm::ES384 => {
+            let (curve, crv, size) = if alg == Algorithm::ES256 {
+                (&rcgen::PKCS_ECDSA_P256_SHA256, "P-256", 32)
+            } else {
+                (&rcgen::PKCS_ECDSA_P384_SHA384, "P-384", 48)
+            };
+            let pair = rcgen::KeyPair::generate_for(curve)?;
             let raw = pair.public_key_raw();
-            anyhow::ensure!(raw.len() == 65 && raw[0] == 4, "not an uncompressed point");
+            anyhow::ensure!(
+                raw.len() == 1 + 2 * size && raw[0] == 4,
+                "not an uncompressed point"
+            );
             Ok((
                 EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes())?,
-                json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
-                       "x": URL_SAFE_NO_PAD.encode(&raw[1..33]),
-                       "y": URL_SAFE_NO_PAD.encode(&raw[33..65])}),
+                json!({"kty": "EC", "crv": crv, "kid": kid, "use": "sig", "alg": format!("{alg:?}"),
+                       "x": URL_SAFE_NO_PAD.encode(&raw[1..1 + size]),
+                       "y": URL_SAFE_NO_PAD.encode(&raw[1 + size..])}),
             ))
         }
         Algorithm::EdDSA => {
@@ -374,6 +384,209 @@ async fn pem_keys_and_a_jwks_file_with_a_rotated_key() -> anyhow::Result<()> {
     Ok(())
 }
 
+const HMAC: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+const RSA: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+/// `algorithms = [...]` for the TOML.
+fn algorithms(algs: &[Algorithm]) -> String {
+    let names: Vec<String> = algs.iter().map(|a| format!("\"{a:?}\"")).collect();
+    format!("algorithms = [{}]", names.join(", "))
+}
+
+/// `token` with its payload swapped for another valid one under the same
+/// signature: a bad signature. Were it accepted, the tenant row would not
+/// show.
+fn forged(token: &str) -> anyhow::Result<String> {
+    let parts: Vec<&str> = token.split('.').collect();
+    anyhow::ensure!(parts.len() == 3, "not a JWS: {token}");
+    let other = with(claims("ann"), "tenant", json!("someone-else"));
+    Ok(format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(other.to_string()),
+        parts[2]
+    ))
+}
+
+/// Everything the error of a refused login says: severity, SQLSTATE,
+/// message, detail, hint.
+async fn whole_refusal(
+    pgward: &crate::harness::Pgward,
+    token: &str,
+) -> anyhow::Result<(String, String, String, Option<String>, Option<String>)> {
+    match pgward.connect_as("ann", token).await {
+        Ok(_) => anyhow::bail!("ann logged in with {token}"),
+        Err(e) => {
+            let db = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<tokio_postgres::Error>())
+                .and_then(|e| e.as_db_error())
+                .with_context(|| format!("no server error: {e:#}"))?;
+            Ok((
+                db.severity().to_string(),
+                db.code().code().to_string(),
+                db.message().to_string(),
+                db.detail().map(str::to_string),
+                db.hint().map(str::to_string),
+            ))
+        }
+    }
+}
+
+/// Every algorithm of the contract signs a login that shows the row
+/// filter's rows (reader: 1, tenant acme: 5); per key family, a token
+/// signed with the right key but an algorithm the configuration does not
+/// list gets exactly the error of a bad signature.
+#[tokio::test]
+async fn every_algorithm_logs_in_and_unlisted_ones_are_refused_as_forgeries() -> anyhow::Result<()>
+{
+    let db = identity_db("identity_jwt_algorithms").await?;
+    let start = |keys: String| db.start_pgward(options(&jwt_toml(&keys, "")));
+    let invalid = (
+        "FATAL".to_string(),
+        "28000".to_string(),
+        "invalid token".to_string(),
+        None,
+        None,
+    );
+    let mut logins = 0;
+
+    // HMAC: one secret.
+    let secret = EncodingKey::from_secret(SECRET.as_bytes());
+    let secret_toml = |algs: &[Algorithm]| format!("{}\nsecret = \"{SECRET}\"", algorithms(algs));
+    let all = start(secret_toml(&HMAC)).await?;
+    for alg in HMAC {
+        let token = signed(alg, None, &secret, &claims("ann"))?;
+        assert_eq!(sees(&all, "ann", &token).await?, [1, 5], "{alg:?}");
+        assert_eq!(
+            whole_refusal(&all, &forged(&token)?).await?,
+            invalid,
+            "{alg:?}"
+        );
+        logins += 1;
+    }
+    let some = start(secret_toml(&[Algorithm::HS256, Algorithm::HS512])).await?;
+    let bad_signature = whole_refusal(
+        &some,
+        &forged(&signed(Algorithm::HS256, None, &secret, &claims("ann"))?)?,
+    )
+    .await?;
+    assert_eq!(bad_signature, invalid);
+    let unlisted = signed(Algorithm::HS384, None, &secret, &claims("ann"))?;
+    assert_eq!(whole_refusal(&some, &unlisted).await?, bad_signature);
+
+    // RSA: the committed key, as a PEM public key.
+    let rsa = EncodingKey::from_rsa_pem(&std::fs::read(fixture("rsa_private.pem"))?)?;
+    let pem_toml = |algs: &[Algorithm]| {
+        format!(
+            "{}\npublic_key_file = \"{}\"",
+            algorithms(algs),
+            fixture("rsa_public.pem").display()
+        )
+    };
+    let all = start(pem_toml(&RSA)).await?;
+    for alg in RSA {
+        let token = signed(alg, None, &rsa, &claims("ann"))?;
+        assert_eq!(sees(&all, "ann", &token).await?, [1, 5], "{alg:?}");
+        assert_eq!(
+            whole_refusal(&all, &forged(&token)?).await?,
+            invalid,
+            "{alg:?}"
+        );
+        logins += 1;
+    }
+    let some = start(pem_toml(&[Algorithm::RS384, Algorithm::PS512])).await?;
+    let bad_signature = whole_refusal(
+        &some,
+        &forged(&signed(Algorithm::RS384, None, &rsa, &claims("ann"))?)?,
+    )
+    .await?;
+    assert_eq!(bad_signature, invalid);
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+    ] {
+        let unlisted = signed(alg, None, &rsa, &claims("ann"))?;
+        assert_eq!(
+            whole_refusal(&some, &unlisted).await?,
+            bad_signature,
+            "{alg:?}"
+        );
+    }
+
+    // EC P-256, EC P-384 and Ed25519 keys in one JWKS file; the P-384 key
+    // names no `alg`, so its type and curve alone decide.
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("jwks.json");
+    let (p256, p256_jwk) = generated_key(Algorithm::ES256, "p256")?;
+    let (p384, mut p384_jwk) = generated_key(Algorithm::ES384, "p384")?;
+    p384_jwk
+        .as_object_mut()
+        .context("a JWK is an object")?
+        .remove("alg");
+    let (ed, ed_jwk) = generated_key(Algorithm::EdDSA, "ed")?;
+    std::fs::write(&file, jwks(&[&p256_jwk, &p384_jwk, &ed_jwk]))?;
+    let jwks_toml =
+        |algs: &[Algorithm]| format!("{}\njwks_file = \"{}\"", algorithms(algs), file.display());
+    let others = [
+        (Algorithm::ES256, "p256", &p256),
+        (Algorithm::ES384, "p384", &p384),
+        (Algorithm::EdDSA, "ed", &ed),
+    ];
+    let all = start(jwks_toml(&[
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ]))
+    .await?;
+    for (alg, kid, key) in others {
+        for kid in [Some(kid), None] {
+            let token = signed(alg, kid, key, &claims("ann"))?;
+            assert_eq!(sees(&all, "ann", &token).await?, [1, 5], "{alg:?} {kid:?}");
+            assert_eq!(
+                whole_refusal(&all, &forged(&token)?).await?,
+                invalid,
+                "{alg:?}"
+            );
+        }
+        logins += 1;
+    }
+    let some = start(jwks_toml(&[Algorithm::ES256])).await?;
+    let bad_signature = whole_refusal(
+        &some,
+        &forged(&signed(
+            Algorithm::ES256,
+            Some("p256"),
+            &p256,
+            &claims("ann"),
+        )?)?,
+    )
+    .await?;
+    assert_eq!(bad_signature, invalid);
+    for (alg, kid, key) in &others[1..] {
+        let unlisted = signed(*alg, Some(kid), key, &claims("ann"))?;
+        assert_eq!(
+            whole_refusal(&some, &unlisted).await?,
+            bad_signature,
+            "{alg:?}"
+        );
+    }
+    assert_eq!(
+        logins, 12,
+        "HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA"
+    );
+    Ok(())
+}
+
 /// A real HTTP/1.1 server on loopback: each request is answered by
 /// `handler(method, path, headers, body) -> (status, JSON body)`.
 pub(crate) struct HttpServer {
@@ -413,8 +626,8 @@ impl Drop for HttpServer {
     }
 }
 
-async fn serve_one(
-    socket: &mut tokio::net::TcpStream,
+async fn serve_one<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    socket: &mut S,
     handler: &Handler,
     counted: &AtomicUsize,
 ) -> anyhow::Result<()> {
@@ -526,6 +739,105 @@ async fn a_jwks_url_is_fetched_at_start_and_again_for_an_unknown_kid() -> anyhow
         );
     }
     assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+    Ok(())
+}
+
+/// A JWKS served over https by a local rustls server whose certificate
+/// comes from a test CA. `[auth.jwt]` has no key that trusts another CA
+/// (the HTTP client trusts the public web roots only), so pgward does not
+/// start: the test CA is refused at the handshake, and nothing is fetched.
+/// A client that trusts the CA gets the document from the same server.
+#[tokio::test]
+async fn a_jwks_url_over_https_with_an_untrusted_certificate_stops_the_start() -> anyhow::Result<()>
+{
+    let db = identity_db("identity_jwt_https").await?;
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+    let (_, jwk) = generated_key(Algorithm::ES256, "k1")?;
+    let document = jwks(&[&jwk]);
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls::pki_types::CertificateDer::from(cert.der().to_vec())],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into()),
+    )?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let failed_handshakes = Arc::new(AtomicUsize::new(0));
+    let (counted, failed, served) = (
+        requests.clone(),
+        failed_handshakes.clone(),
+        document.clone(),
+    );
+    let server = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (acceptor, counted, failed, served) = (
+                acceptor.clone(),
+                counted.clone(),
+                failed.clone(),
+                served.clone(),
+            );
+            tokio::spawn(async move {
+                match acceptor.accept(socket).await {
+                    Ok(mut tls) => {
+                        let handler =
+                            move |_: &str, path: &str, _: &HashMap<String, String>, _: &[u8]| {
+                                if path == "/jwks.json" {
+                                    (200, served.clone())
+                                } else {
+                                    (404, "{}".to_string())
+                                }
+                            };
+                        let _ = serve_one(&mut tls, &handler, &counted).await;
+                    }
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}/jwks.json");
+
+    // The server serves the JWKS over https to a client that trusts its CA.
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes())?)
+        .no_proxy()
+        .build()?;
+    assert_eq!(trusting.get(&url).send().await?.text().await?, document);
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    assert_eq!(failed_handshakes.load(Ordering::SeqCst), 0);
+
+    let started = db
+        .start_pgward(options(&jwt_toml(
+            &format!("algorithms = [\"ES256\"]\njwks_url = \"{url}\""),
+            "",
+        )))
+        .await;
+    let error = match started {
+        Ok(_) => anyhow::bail!("pgward started with a JWKS from an untrusted server"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        error.contains(&format!("cannot fetch the JWKS at {url}")),
+        "{error}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while failed_handshakes.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        failed_handshakes.load(Ordering::SeqCst),
+        1,
+        "pgward's handshake"
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "pgward fetched nothing");
+    server.abort();
     Ok(())
 }
 
