@@ -29,3 +29,7 @@ CREATE PERMISSION BITS ON document (
   default_groups = (1),
   admin_group = 99
 );
+
+-- Sharing: anyone may add or remove a document's memberships, but only of
+-- documents whose Update bit they hold (pgward guards the join table).
+GRANT SELECT, INSERT, DELETE ON document_document_id_has_usergroup_usergroup_id TO PUBLIC;

@@ -173,7 +173,8 @@ CREATE PERMISSION BITS ON things (
   admin_group = 99
 );
 
-GRANT SELECT ON doc_groups TO PUBLIC;
+-- Membership writes need a grant, and then the Update bit of the row.
+GRANT SELECT, INSERT, UPDATE, DELETE ON doc_groups TO PUBLIC;
 CREATE PERMISSION BITS ON docs (
   owner = owner_id,
   permission = permission,
