@@ -93,6 +93,33 @@ impl TableAccess {
     }
 }
 
+/// What pgward adds to the session's INSERTs into a relation (permission
+/// bits, PRODUCT.md §6): values for columns the INSERT does not list, and
+/// memberships every new row joins in the same statement.
+#[derive(Debug, Clone, Default)]
+pub struct InsertDefaults {
+    /// (column, value) for each column the INSERT does not list.
+    pub columns: Vec<(String, Expr)>,
+    pub join: Option<Join>,
+}
+
+/// `INSERT INTO table (row_key, group[, permission]) SELECT key, group[,
+/// the new row's permission]` for every new row and group.
+#[derive(Debug, Clone)]
+pub struct Join {
+    pub schema: String,
+    pub table: String,
+    pub row_key: String,
+    pub group: String,
+    /// The membership's permission column, filled with the new row's.
+    pub permission: Option<String>,
+    /// The inserted relation's key and permission columns.
+    pub key: String,
+    pub row_permission: String,
+    /// Groups, as text literals of unknown type.
+    pub groups: Vec<String>,
+}
+
 /// The session's rights, asked relation by relation.
 pub trait Access {
     /// `None`: the session holds no grant for the command on the relation
@@ -104,5 +131,16 @@ pub trait Access {
     /// (GRANT EXECUTE).
     fn function(&self, _function: &crate::catalog::Function) -> bool {
         false
+    }
+    /// Whether a new row (of an INSERT, or an UPDATE's new version) can be
+    /// read, from its own values: the entries' predicates may read the
+    /// table itself, which does not show rows of the statement that
+    /// writes them (permission bits). Or-ed with the SELECT entries.
+    fn new_row_visibility(&self, _relation: &Relation) -> Option<Expr> {
+        None
+    }
+    /// Columns and memberships pgward adds to an INSERT (permission bits).
+    fn insert_defaults(&self, _relation: &Relation) -> Option<InsertDefaults> {
+        None
     }
 }

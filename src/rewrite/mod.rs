@@ -7,6 +7,7 @@
 //! pgward secured.
 
 pub mod access;
+mod bits_insert;
 pub mod catalog_rules;
 mod fallback;
 mod fence;
@@ -29,7 +30,7 @@ use sqlparser::ast::{
 use crate::catalog::Catalog;
 use crate::error::{PgError, code};
 
-pub use access::{Access, Columns, Command, Entry, TableAccess};
+pub use access::{Access, Columns, Command, Entry, InsertDefaults, Join, TableAccess};
 use secure::Securer;
 
 /// What the rewriter needs to know about the session.

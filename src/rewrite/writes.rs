@@ -414,6 +414,9 @@ struct Target<'c> {
     qualifier: String,
     aliased: bool,
     select: TableAccess,
+    /// Whether a new row is visible, read from its own values where the
+    /// entries' predicates cannot see it (permission bits).
+    new_rows: Option<Expr>,
 }
 
 impl Target<'_> {
@@ -476,6 +479,27 @@ impl Target<'_> {
             .iter()
             .map(|e| e.rows.as_ref())
             .collect();
+        parts.extend(either(&rows, qualifier, self.relation));
+        for r in &self.select.restrictive {
+            parts.push(qualify(r, qualifier, self.relation));
+        }
+        parts
+    }
+
+    /// [`Target::visible`] for a new row: also visible when its own
+    /// values say so (`Access::new_row_visibility`).
+    fn visible_new(&self, qualifier: &str) -> Vec<String> {
+        let Some(own) = &self.new_rows else {
+            return self.visible(qualifier);
+        };
+        let mut rows: Vec<Option<&Expr>> = self
+            .select
+            .entries
+            .iter()
+            .map(|e| e.rows.as_ref())
+            .collect();
+        rows.push(Some(own));
+        let mut parts = Vec::new();
         parts.extend(either(&rows, qualifier, self.relation));
         for r in &self.select.restrictive {
             parts.push(qualify(r, qualifier, self.relation));
@@ -691,6 +715,7 @@ impl<'c> Writer<'_, '_, 'c> {
             qualifier: alias.map_or_else(|| relation.name.clone(), fold),
             aliased: alias.is_some(),
             select,
+            new_rows: ctx.access.new_row_visibility(relation),
         })
     }
 
@@ -920,7 +945,7 @@ impl<'c> Writer<'_, '_, 'c> {
         let check_pred: Vec<Option<&Expr>> = chosen.iter().map(|e| e.check.as_ref()).collect();
         let mut check = t.conjuncts(&q, &check_pred, &upd.restrictive_checks);
         if returning.is_some() {
-            check.extend(t.visible(&q));
+            check.extend(t.visible_new(&q));
         }
         let check = and(&check);
         let from = (!out.from.is_empty()).then_some(UpdateTableFromKind::AfterSet(out.from));
@@ -1277,6 +1302,15 @@ impl<'c> Writer<'_, '_, 'c> {
         let alias = table_alias.as_ref().map(|a| a.alias.clone());
         let t = self.target(name, alias.as_ref())?;
         let ins = self.access(&t, Command::Insert)?;
+        // Permission bits: owner, permission and memberships (bits_insert).
+        let defaults = self.ctx().access.insert_defaults(t.relation);
+        let join = defaults.as_ref().and_then(|d| d.join.clone());
+        if join.is_some() && (on.is_some() || self.cte.is_some()) {
+            return Err(PgError::error(
+                code::FEATURE_NOT_SUPPORTED,
+                "INSERT … ON CONFLICT or inside WITH is not supported on a table whose new rows join groups",
+            ));
+        }
         let inserted = inserted_columns(&t, &ins, &columns, source.as_deref())?;
         let chosen = entries_with(&ins, &inserted);
         if chosen.is_empty() {
@@ -1343,7 +1377,7 @@ impl<'c> Writer<'_, '_, 'c> {
         let mut ins_check = t.conjuncts(&q, &ins_pred, &ins.restrictive_checks);
         let needs_visible = returning.is_some() || update_parts.is_some();
         if needs_visible {
-            ins_check.extend(t.visible(&q));
+            ins_check.extend(t.visible_new(&q));
         }
         let mut on = None;
         let check = match update_parts {
@@ -1406,7 +1440,7 @@ impl<'c> Writer<'_, '_, 'c> {
                 let upd_pred: Vec<Option<&Expr>> =
                     upd_chosen.iter().map(|e| e.check.as_ref()).collect();
                 let mut upd_check = t.conjuncts(&q, &upd_pred, &upd.restrictive_checks);
-                upd_check.extend(t.visible(&q));
+                upd_check.extend(t.visible_new(&q));
                 match (and(&ins_check), and(&upd_check)) {
                     (None, None) => None,
                     (i, u) => Some(format!(
@@ -1419,7 +1453,11 @@ impl<'c> Writer<'_, '_, 'c> {
             }
         };
         let secured_returning = returning.map(|r| (r, projection));
-        let source = out.source;
+        let mut source = out.source;
+        let mut columns = columns;
+        if let Some(d) = &defaults {
+            super::bits_insert::add_columns(d, t.relation, &mut columns, &mut source)?;
+        }
         let statement = |returning| {
             Statement::Insert(Insert {
                 insert_token,
@@ -1451,13 +1489,19 @@ impl<'c> Writer<'_, '_, 'c> {
             })
         };
         self.expected.push(t.reference());
-        self.finish(
+        let (statement, shape) = self.finish(
             statement,
             secured_returning,
             check.map(|c| check_call(&c, &new_row_message(t.relation))),
             out.with,
             WriteTag::Insert,
-        )
+        )?;
+        match &join {
+            Some(join) => {
+                super::bits_insert::join_groups(statement, shape, join, &mut self.expected)
+            }
+            None => Ok((statement, shape)),
+        }
     }
 }
 

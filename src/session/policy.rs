@@ -316,6 +316,31 @@ impl Access for SessionPolicy {
         &self.login
     }
 
+    fn new_row_visibility(&self, relation: &Relation) -> Option<Expr> {
+        let declared = bits::table_bits(&self.policies, relation)?;
+        match bits::new_row_visibility(declared, relation, &self.who) {
+            Ok(visible) => visible,
+            Err(e) => {
+                // Fail closed: the entries alone decide.
+                tracing::warn!("permission bits on {} not applied: {e}", relation.name);
+                None
+            }
+        }
+    }
+
+    fn insert_defaults(&self, relation: &Relation) -> Option<crate::rewrite::InsertDefaults> {
+        let declared = bits::table_bits(&self.policies, relation)?;
+        match bits::insert_defaults(declared, relation, &self.who) {
+            Ok(defaults) => Some(defaults),
+            Err(e) => {
+                // Fail closed: without its defaults the INSERT's owner
+                // check refuses the row.
+                tracing::warn!("permission bits on {} not applied: {e}", relation.name);
+                None
+            }
+        }
+    }
+
     /// GRANT EXECUTE, or permission bits on the function whose
     /// table-level Execute bit the session has (PRODUCT.md §6; what either
     /// allows is allowed).

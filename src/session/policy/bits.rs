@@ -22,7 +22,7 @@ use crate::globals::GlobalValues;
 use crate::policy::PolicySet;
 use crate::policy::model::QualifiedName;
 use crate::policy::model::bits::{Bits, Class, Op, TableBits};
-use crate::rewrite::{Columns, Command, Entry};
+use crate::rewrite::{Columns, Command, Entry, InsertDefaults, Join};
 
 /// Aliases of pgward's own subqueries: they only name relations inside
 /// those subqueries, never a client's.
@@ -295,6 +295,103 @@ pub fn entries(
         _ => {}
     }
     Ok(entries)
+}
+
+/// Whether a new row is visible (Read or Peek), from its own owner and
+/// permission values and its memberships; None for the table's admins
+/// (their entry admits every row).
+pub fn new_row_visibility(
+    bits: &TableBits,
+    relation: &Relation,
+    who: &Who,
+) -> Result<Option<Expr>, PgError> {
+    if who.is_admin(bits) {
+        return Ok(None);
+    }
+    let seen = |class| Bits::bit(class, Op::Read) | Bits::bit(class, Op::Peek);
+    let permission = ident(&bits.permission);
+    let mut arms = vec![format!("({permission} & {}) <> 0", seen(Class::Guest))];
+    if let Some(user_id) = &who.user_id {
+        let target = Target::new(bits, relation)?;
+        arms.push(format!(
+            "({} = {} AND ({permission} & {}) <> 0)",
+            ident(&bits.owner),
+            target.user_literal(user_id),
+            seen(Class::User)
+        ));
+    }
+    if let Some(m) = &bits.groups
+        && !who.groups.is_empty()
+    {
+        let target = Target::new(bits, relation)?;
+        let member = format!(
+            "{MEMBER}.{g} = ANY({a})",
+            g = ident(&m.group),
+            a = array_literal(&who.groups)
+        );
+        arms.push(match &m.permission {
+            Some(mp) => format!(
+                "{k} IN (SELECT {MEMBER}.{rk} FROM {mt} AS {MEMBER} WHERE {member} AND ({MEMBER}.{mp} & {x}) <> 0)",
+                k = ident(&target.key),
+                rk = ident(&m.row_key),
+                mt = qualified(&m.table),
+                mp = ident(mp),
+                x = seen(Class::Group),
+            ),
+            None => format!(
+                "(({permission} & {x}) <> 0 AND {k} IN (SELECT {MEMBER}.{rk} FROM {mt} AS {MEMBER} WHERE {member}))",
+                k = ident(&target.key),
+                rk = ident(&m.row_key),
+                mt = qualified(&m.table),
+                x = seen(Class::Group),
+            ),
+        });
+    }
+    parse(&arms.join(" OR ")).map(Some)
+}
+
+/// What an INSERT into a table with bits gets: the owner (the session's
+/// user id; a guest's rows keep the column's default, and the check wants
+/// it NULL), the default permission, and the default groups.
+pub fn insert_defaults(
+    bits: &TableBits,
+    relation: &Relation,
+    who: &Who,
+) -> Result<InsertDefaults, PgError> {
+    let mut columns = Vec::new();
+    if let Some(user_id) = &who.user_id {
+        let owner_type = relation.column(&bits.owner).map(|c| c.type_name.clone());
+        let value = match owner_type {
+            Some(t) => format!("{}::{t}", literal(user_id)),
+            None => literal(user_id),
+        };
+        columns.push((bits.owner.clone(), parse(&value)?));
+    }
+    if let Some(permission) = bits.default_permission {
+        columns.push((bits.permission.clone(), parse(&permission.to_string())?));
+    }
+    let join = match &bits.groups {
+        Some(m) if !bits.default_groups.is_empty() => {
+            let [key] = relation.primary_key.as_slice() else {
+                return Err(failed(&format!(
+                    "table \"{}\" needs a primary key of one column",
+                    relation.name
+                )));
+            };
+            Some(Join {
+                schema: m.table.schema.clone().unwrap_or_else(|| "public".into()),
+                table: m.table.name.clone(),
+                row_key: m.row_key.clone(),
+                group: m.group.clone(),
+                permission: m.permission.clone(),
+                key: key.clone(),
+                row_permission: bits.permission.clone(),
+                groups: bits.default_groups.clone(),
+            })
+        }
+        _ => None,
+    };
+    Ok(InsertDefaults { columns, join })
 }
 
 /// Restrictive new-row checks of an INSERT or UPDATE into `relation`: each

@@ -393,3 +393,74 @@ fn no_primary_key_is_refused() {
     let s = session("", Some("7"), &[]);
     assert!(s.table(&t, Command::Select).is_none());
 }
+
+/// The SQL pgward forwards for `sql` in this session.
+fn forwarded(s: &SessionPolicy, sql: &str) -> Result<String, crate::error::PgError> {
+    let handle = catalog();
+    let catalog = handle.current();
+    let search_path = vec!["public".to_string()];
+    let ctx = crate::rewrite::Context {
+        catalog: &catalog,
+        search_path: &search_path,
+        access: s,
+    };
+    crate::rewrite::secure_text(sql, false, &ctx)
+}
+
+#[test]
+fn insert_sets_owner_and_permission_and_joins_default_groups() {
+    let text = BITS.replace(
+        "table_groups = (1, 2),",
+        "table_groups = (1, 2), default_permission = 'UserCRUD | GroupRead',",
+    );
+    let s = session_of(&text, Some("7"), &[]);
+    let sql = forwarded(
+        &s,
+        "INSERT INTO documents (id, title) VALUES (1, 'a'), (2, 'b')",
+    )
+    .unwrap();
+    assert!(sql.starts_with("WITH \"pgward_w\" AS (INSERT INTO \"public\".\"documents\" (id, title, \"owner_id\", \"permission\") VALUES (1, 'a', '7'::BIGINT, 44928), (2, 'b', '7'::BIGINT, 44928) RETURNING pgward.\"check\"("), "{sql}");
+    assert!(sql.ends_with("AS \"pgward_ok\", \"id\" AS \"pgward_key\", \"permission\" AS \"pgward_perm\") INSERT INTO \"public\".\"document_groups\" (\"document_id\", \"group_id\", \"permission\") SELECT \"pgward_key\", '1', \"pgward_perm\" FROM \"pgward_w\""), "{sql}");
+    // An owner the client writes is checked, not replaced.
+    let sql = forwarded(&s, "INSERT INTO documents (id, owner_id) VALUES (1, 8)").unwrap();
+    assert!(
+        sql.contains("(id, owner_id, \"permission\") VALUES (1, 8, 44928)"),
+        "{sql}"
+    );
+    assert!(sql.contains("\"owner_id\" = '7'::BIGINT"), "{sql}");
+    // With the client's RETURNING: the tagged shape gains the membership.
+    let sql = forwarded(&s, "INSERT INTO documents (id) VALUES (3) RETURNING id").unwrap();
+    assert!(
+        sql.contains("\"pgward_g1\" AS (INSERT INTO \"public\".\"document_groups\""),
+        "{sql}"
+    );
+    assert!(
+        sql.ends_with("SELECT \"pgward_1\" AS \"id\" FROM \"pgward_w\""),
+        "{sql}"
+    );
+    // The new row is visible from its own values (the table's predicates
+    // cannot see it yet).
+    assert!(
+        sql.contains(
+            "(\"documents\".\"owner_id\" = '7'::BIGINT AND (\"documents\".\"permission\" & 384) <> 0)"
+        ),
+        "{sql}"
+    );
+    // Without a column list, the listed width is made explicit.
+    let sql = forwarded(&s, "INSERT INTO documents VALUES (4)").unwrap();
+    assert!(
+        sql.contains("(\"id\", \"owner_id\", \"permission\") VALUES (4, '7'::BIGINT, 44928)"),
+        "{sql}"
+    );
+    let sql = forwarded(&s, "INSERT INTO documents DEFAULT VALUES").unwrap();
+    assert!(
+        sql.contains("(\"owner_id\", \"permission\") VALUES ('7'::BIGINT, 44928)"),
+        "{sql}"
+    );
+    let err = forwarded(
+        &s,
+        "INSERT INTO documents (id) VALUES (5) ON CONFLICT DO NOTHING",
+    )
+    .unwrap_err();
+    assert_eq!(err.code, "0A000");
+}
