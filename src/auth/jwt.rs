@@ -483,7 +483,7 @@ mod tests {
         secret: &[u8],
         user: &str,
     ) -> Result<Identity, PgError> {
-        let http = crate::auth::http::client(Duration::from_secs(1)).unwrap();
+        let http = crate::auth::http::client(Duration::from_secs(1), None).unwrap();
         let source = JwtSource::start(config(), http).await.unwrap();
         match source.authenticate(user, &token(claims, secret)).await {
             JwtOutcome::Accepted(i) => Ok(i),
@@ -545,7 +545,7 @@ mod tests {
 
     #[tokio::test]
     async fn alg_none_and_non_tokens() {
-        let http = crate::auth::http::client(Duration::from_secs(1)).unwrap();
+        let http = crate::auth::http::client(Duration::from_secs(1), None).unwrap();
         let source = JwtSource::start(config(), http).await.unwrap();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = URL_SAFE_NO_PAD.encode(good().to_string());
@@ -654,7 +654,7 @@ mod tests {
     }
 
     async fn source(algorithms: &[Algorithm], keys: JwtKeys) -> JwtSource {
-        let http = crate::auth::http::client(Duration::from_secs(1)).unwrap();
+        let http = crate::auth::http::client(Duration::from_secs(1), None).unwrap();
         let config = JwtConfig {
             algorithms: algorithms.to_vec(),
             keys,

@@ -25,7 +25,10 @@ impl Sources {
     pub async fn start(config: &AuthConfig) -> anyhow::Result<Sources> {
         let needs_http = config.jwt.is_some() || config.introspection.is_some();
         let http = if needs_http {
-            Some(super::http::client(HTTP_TIMEOUT)?)
+            Some(super::http::client(
+                HTTP_TIMEOUT,
+                config.http_ca_file.as_deref(),
+            )?)
         } else {
             None
         };

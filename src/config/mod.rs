@@ -94,6 +94,9 @@ pub struct AuthConfig {
     /// Cleartext passwords (needed by every source but policy and SCRAM
     /// table users) are accepted without TLS from loopback clients.
     pub allow_cleartext_on_loopback: bool,
+    /// Extra root certificates (PEM) for the HTTPS requests of the
+    /// identity sources (a JWKS URL, token introspection).
+    pub http_ca_file: Option<PathBuf>,
     pub jwt: Option<JwtConfig>,
     pub introspection: Option<IntrospectionConfig>,
     pub table: Option<TableConfig>,

@@ -92,6 +92,7 @@ struct RawAuth {
     scram_iterations: u32,
     order: Vec<String>,
     allow_cleartext_on_loopback: bool,
+    http_ca_file: Option<String>,
     jwt: Option<auth::RawJwt>,
     introspection: Option<auth::RawIntrospection>,
     table: Option<auth::RawTable>,
@@ -109,6 +110,7 @@ impl Default for RawAuth {
             scram_iterations: 4096,
             order: vec!["policy".into()],
             allow_cleartext_on_loopback: false,
+            http_ca_file: None,
             jwt: None,
             introspection: None,
             table: None,
@@ -375,6 +377,10 @@ impl RawAuth {
             scram_iterations: self.scram_iterations,
             order,
             allow_cleartext_on_loopback: self.allow_cleartext_on_loopback,
+            http_ca_file: self
+                .http_ca_file
+                .map(|f| existing_file(base, "auth.http_ca_file", &f))
+                .transpose()?,
             jwt: self.jwt.map(|j| j.validate(base)).transpose()?,
             introspection: self.introspection.map(|i| i.validate(base)).transpose()?,
             table: self.table.map(auth::RawTable::validate).transpose()?,

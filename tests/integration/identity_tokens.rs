@@ -748,12 +748,11 @@ async fn a_jwks_url_is_fetched_at_start_and_again_for_an_unknown_kid() -> anyhow
 /// start: the test CA is refused at the handshake, and nothing is fetched.
 /// A client that trusts the CA gets the document from the same server.
 #[tokio::test]
-async fn a_jwks_url_over_https_with_an_untrusted_certificate_stops_the_start() -> anyhow::Result<()>
-{
+async fn a_jwks_url_over_https_needs_a_trusted_certificate() -> anyhow::Result<()> {
     let db = identity_db("identity_jwt_https").await?;
     let rcgen::CertifiedKey { cert, signing_key } =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
-    let (_, jwk) = generated_key(Algorithm::ES256, "k1")?;
+    let (signing, jwk) = generated_key(Algorithm::ES256, "k1")?;
     let document = jwks(&[&jwk]);
     let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -837,6 +836,29 @@ async fn a_jwks_url_over_https_with_an_untrusted_certificate_stops_the_start() -
         "pgward's handshake"
     );
     assert_eq!(requests.load(Ordering::SeqCst), 1, "pgward fetched nothing");
+
+    // With the certificate as auth.http_ca_file, pgward fetches the JWKS
+    // and a token signed with its key logs in.
+    let ca = std::env::temp_dir().join(format!("pgward-jwks-ca-{port}.pem"));
+    std::fs::write(&ca, cert.pem())?;
+    let toml = jwt_toml(
+        &format!("algorithms = [\"ES256\"]\njwks_url = \"{url}\""),
+        "",
+    )
+    .replacen(
+        "[auth]\n",
+        &format!("[auth]\nhttp_ca_file = \"{}\"\n", ca.display()),
+        1,
+    );
+    let pgward = db.start_pgward(options(&toml)).await?;
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        2,
+        "pgward fetched the JWKS"
+    );
+    let token = signed(Algorithm::ES256, Some("k1"), &signing, &claims("ann"))?;
+    assert_eq!(sees(&pgward, "ann", &token).await?, [1, 5]);
+    let _ = std::fs::remove_file(&ca);
     server.abort();
     Ok(())
 }
