@@ -132,12 +132,13 @@ pub trait Access {
     fn function(&self, _function: &crate::catalog::Function) -> bool {
         false
     }
-    /// Whether a new row (of an INSERT, or an UPDATE's new version) can be
-    /// read, from its own values: the entries' predicates may read the
-    /// table itself, which does not show rows of the statement that
-    /// writes them (permission bits). Or-ed with the SELECT entries.
-    fn new_row_visibility(&self, _relation: &Relation) -> Option<Expr> {
-        None
+    /// SELECT entries that admit a row from its own values, added for
+    /// write targets: the SELECT entries' predicates may read the table
+    /// itself, which does not show the rows of the statement that writes
+    /// them, so RETURNING and new-row visibility need these (permission
+    /// bits).
+    fn own_row_entries(&self, _relation: &Relation) -> Vec<Entry> {
+        Vec::new()
     }
     /// Columns and memberships pgward adds to an INSERT (permission bits).
     fn insert_defaults(&self, _relation: &Relation) -> Option<InsertDefaults> {

@@ -414,9 +414,6 @@ struct Target<'c> {
     qualifier: String,
     aliased: bool,
     select: TableAccess,
-    /// Whether a new row is visible, read from its own values where the
-    /// entries' predicates cannot see it (permission bits).
-    new_rows: Option<Expr>,
 }
 
 impl Target<'_> {
@@ -479,27 +476,6 @@ impl Target<'_> {
             .iter()
             .map(|e| e.rows.as_ref())
             .collect();
-        parts.extend(either(&rows, qualifier, self.relation));
-        for r in &self.select.restrictive {
-            parts.push(qualify(r, qualifier, self.relation));
-        }
-        parts
-    }
-
-    /// [`Target::visible`] for a new row: also visible when its own
-    /// values say so (`Access::new_row_visibility`).
-    fn visible_new(&self, qualifier: &str) -> Vec<String> {
-        let Some(own) = &self.new_rows else {
-            return self.visible(qualifier);
-        };
-        let mut rows: Vec<Option<&Expr>> = self
-            .select
-            .entries
-            .iter()
-            .map(|e| e.rows.as_ref())
-            .collect();
-        rows.push(Some(own));
-        let mut parts = Vec::new();
         parts.extend(either(&rows, qualifier, self.relation));
         for r in &self.select.restrictive {
             parts.push(qualify(r, qualifier, self.relation));
@@ -701,7 +677,7 @@ impl<'c> Writer<'_, '_, 'c> {
             }
             _ => return Err(permission_denied(relation)),
         }
-        let select = ctx
+        let mut select = ctx
             .access
             .table(relation, Command::Select)
             .unwrap_or_else(|| TableAccess {
@@ -710,12 +686,14 @@ impl<'c> Writer<'_, '_, 'c> {
                 restrictive_checks: Vec::new(),
                 predicate_relations: Vec::new(),
             });
+        // New rows (and RETURNING cells) are read from their own values
+        // where the entries' predicates read the table (permission bits).
+        select.entries.extend(ctx.access.own_row_entries(relation));
         Ok(Target {
             relation,
             qualifier: alias.map_or_else(|| relation.name.clone(), fold),
             aliased: alias.is_some(),
             select,
-            new_rows: ctx.access.new_row_visibility(relation),
         })
     }
 
@@ -945,7 +923,7 @@ impl<'c> Writer<'_, '_, 'c> {
         let check_pred: Vec<Option<&Expr>> = chosen.iter().map(|e| e.check.as_ref()).collect();
         let mut check = t.conjuncts(&q, &check_pred, &upd.restrictive_checks);
         if returning.is_some() {
-            check.extend(t.visible_new(&q));
+            check.extend(t.visible(&q));
         }
         let check = and(&check);
         let from = (!out.from.is_empty()).then_some(UpdateTableFromKind::AfterSet(out.from));
@@ -1377,7 +1355,7 @@ impl<'c> Writer<'_, '_, 'c> {
         let mut ins_check = t.conjuncts(&q, &ins_pred, &ins.restrictive_checks);
         let needs_visible = returning.is_some() || update_parts.is_some();
         if needs_visible {
-            ins_check.extend(t.visible_new(&q));
+            ins_check.extend(t.visible(&q));
         }
         let mut on = None;
         let check = match update_parts {
@@ -1440,7 +1418,7 @@ impl<'c> Writer<'_, '_, 'c> {
                 let upd_pred: Vec<Option<&Expr>> =
                     upd_chosen.iter().map(|e| e.check.as_ref()).collect();
                 let mut upd_check = t.conjuncts(&q, &upd_pred, &upd.restrictive_checks);
-                upd_check.extend(t.visible_new(&q));
+                upd_check.extend(t.visible(&q));
                 match (and(&ins_check), and(&upd_check)) {
                     (None, None) => None,
                     (i, u) => Some(format!(

@@ -316,16 +316,15 @@ impl Access for SessionPolicy {
         &self.login
     }
 
-    fn new_row_visibility(&self, relation: &Relation) -> Option<Expr> {
-        let declared = bits::table_bits(&self.policies, relation)?;
-        match bits::new_row_visibility(declared, relation, &self.who) {
-            Ok(visible) => visible,
-            Err(e) => {
-                // Fail closed: the entries alone decide.
-                tracing::warn!("permission bits on {} not applied: {e}", relation.name);
-                None
-            }
-        }
+    fn own_row_entries(&self, relation: &Relation) -> Vec<Entry> {
+        let Some(declared) = bits::table_bits(&self.policies, relation) else {
+            return Vec::new();
+        };
+        bits::own_row_entries(declared, relation, &self.who).unwrap_or_else(|e| {
+            // Fail closed: the entries alone decide.
+            tracing::warn!("permission bits on {} not applied: {e}", relation.name);
+            Vec::new()
+        })
     }
 
     fn insert_defaults(&self, relation: &Relation) -> Option<crate::rewrite::InsertDefaults> {

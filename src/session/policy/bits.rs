@@ -297,57 +297,72 @@ pub fn entries(
     Ok(entries)
 }
 
-/// Whether a new row is visible (Read or Peek), from its own owner and
-/// permission values and its memberships; None for the table's admins
-/// (their entry admits every row).
-pub fn new_row_visibility(
+/// SELECT entries that admit a row from its own owner and permission
+/// values and its memberships (Read: every column; Peek: the key), for
+/// write targets, whose new rows the table's predicates cannot see. None
+/// for admins (their entry admits every row) and without table Peek.
+pub fn own_row_entries(
     bits: &TableBits,
     relation: &Relation,
     who: &Who,
-) -> Result<Option<Expr>, PgError> {
-    if who.is_admin(bits) {
-        return Ok(None);
-    }
-    let seen = |class| Bits::bit(class, Op::Read) | Bits::bit(class, Op::Peek);
-    let permission = ident(&bits.permission);
-    let mut arms = vec![format!("({permission} & {}) <> 0", seen(Class::Guest))];
-    if let Some(user_id) = &who.user_id {
-        let target = Target::new(bits, relation)?;
-        arms.push(format!(
-            "({} = {} AND ({permission} & {}) <> 0)",
-            ident(&bits.owner),
-            target.user_literal(user_id),
-            seen(Class::User)
-        ));
-    }
-    if let Some(m) = &bits.groups
-        && !who.groups.is_empty()
+) -> Result<Vec<Entry>, PgError> {
+    if who.is_admin(bits) || !who.table_allows(bits.table_permission, &bits.table_groups, Op::Peek)
     {
-        let target = Target::new(bits, relation)?;
-        let member = format!(
-            "{MEMBER}.{g} = ANY({a})",
-            g = ident(&m.group),
-            a = array_literal(&who.groups)
-        );
-        arms.push(match &m.permission {
-            Some(mp) => format!(
-                "{k} IN (SELECT {MEMBER}.{rk} FROM {mt} AS {MEMBER} WHERE {member} AND ({MEMBER}.{mp} & {x}) <> 0)",
-                k = ident(&target.key),
-                rk = ident(&m.row_key),
-                mt = qualified(&m.table),
-                mp = ident(mp),
-                x = seen(Class::Group),
-            ),
-            None => format!(
-                "(({permission} & {x}) <> 0 AND {k} IN (SELECT {MEMBER}.{rk} FROM {mt} AS {MEMBER} WHERE {member}))",
-                k = ident(&target.key),
-                rk = ident(&m.row_key),
-                mt = qualified(&m.table),
-                x = seen(Class::Group),
-            ),
-        });
+        return Ok(Vec::new());
     }
-    parse(&arms.join(" OR ")).map(Some)
+    let target = Target::new(bits, relation)?;
+    let admits = |op: Op| -> Result<Expr, PgError> {
+        let bit = |class| Bits::bit(class, op);
+        let permission = ident(&bits.permission);
+        let mut arms = vec![format!("({permission} & {}) <> 0", bit(Class::Guest))];
+        if let Some(user_id) = &who.user_id {
+            arms.push(format!(
+                "({} = {} AND ({permission} & {}) <> 0)",
+                ident(&bits.owner),
+                target.user_literal(user_id),
+                bit(Class::User)
+            ));
+        }
+        if let Some(m) = &bits.groups
+            && !who.groups.is_empty()
+        {
+            let member = format!(
+                "{MEMBER}.{g} = ANY({a})",
+                g = ident(&m.group),
+                a = array_literal(&who.groups)
+            );
+            arms.push(match &m.permission {
+                Some(mp) => format!(
+                    "{k} IN (SELECT {MEMBER}.{rk} FROM {mt} AS {MEMBER} WHERE {member} AND ({MEMBER}.{mp} & {x}) <> 0)",
+                    k = ident(&target.key),
+                    rk = ident(&m.row_key),
+                    mt = qualified(&m.table),
+                    mp = ident(mp),
+                    x = bit(Class::Group),
+                ),
+                None => format!(
+                    "(({permission} & {x}) <> 0 AND {k} IN (SELECT {MEMBER}.{rk} FROM {mt} AS {MEMBER} WHERE {member}))",
+                    k = ident(&target.key),
+                    rk = ident(&m.row_key),
+                    mt = qualified(&m.table),
+                    x = bit(Class::Group),
+                ),
+            });
+        }
+        parse(&arms.join(" OR "))
+    };
+    Ok(vec![
+        Entry {
+            rows: Some(admits(Op::Read)?),
+            columns: Columns::All,
+            check: None,
+        },
+        Entry {
+            rows: Some(admits(Op::Peek)?),
+            columns: Columns::Some(relation.primary_key.iter().cloned().collect()),
+            check: None,
+        },
+    ])
 }
 
 /// What an INSERT into a table with bits gets: the owner (the session's

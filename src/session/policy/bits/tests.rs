@@ -442,7 +442,7 @@ fn insert_sets_owner_and_permission_and_joins_default_groups() {
     // cannot see it yet).
     assert!(
         sql.contains(
-            "(\"documents\".\"owner_id\" = '7'::BIGINT AND (\"documents\".\"permission\" & 384) <> 0)"
+            "(\"documents\".\"owner_id\" = '7'::BIGINT AND (\"documents\".\"permission\" & 256) <> 0)"
         ),
         "{sql}"
     );
