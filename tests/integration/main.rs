@@ -3,6 +3,7 @@
 
 mod auth;
 mod bits;
+mod bits_plan;
 mod cancel;
 mod catalog_snapshot;
 mod check;
