@@ -211,3 +211,66 @@ async fn insert_sets_owner_permission_and_default_groups_atomically() -> anyhow:
     assert_eq!(written, 0);
     Ok(())
 }
+
+/// `pgward check` with these policies against the database of `setup`.
+fn check(pgward: &Pgward, policies: &str) -> anyhow::Result<(Option<i32>, String)> {
+    let dir = tempfile::Builder::new()
+        .prefix("pgward-bits-check-")
+        .tempdir()?;
+    let file = dir.path().join("bits.sql");
+    std::fs::write(&file, policies)?;
+    let config = std::fs::read_to_string(pgward.dir().join("pgward.toml"))?;
+    let old = pgward.dir().join("10_test.sql");
+    let config = config.replace(&*old.to_string_lossy(), &file.to_string_lossy());
+    let config_file = dir.path().join("pgward.toml");
+    std::fs::write(&config_file, config)?;
+    let out = Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["check", "--config"])
+        .arg(&config_file)
+        .env("PGWARD_LOG", "warn")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&*file.to_string_lossy(), "bits.sql");
+    Ok((out.status.code(), stderr))
+}
+
+#[tokio::test]
+async fn check_validates_permission_bits_against_the_catalog() -> anyhow::Result<()> {
+    let (db, pgward) = setup("bits_plan_check").await?;
+    db.superuser()
+        .await?
+        .batch_execute(
+            "CREATE TABLE notes (id int PRIMARY KEY, owner_id text, permission numeric);
+             CREATE TABLE note_groups (note_id bigint, group_id int, permission int2);
+             CREATE TABLE keyless (owner_id bigint, permission bigint);
+             CREATE FUNCTION public.publish(int) RETURNS boolean LANGUAGE sql AS 'SELECT true';",
+        )
+        .await?;
+    let (code, stderr) = check(&pgward, POLICIES)?;
+    assert_eq!(code, Some(0), "{stderr}");
+    let bad = "CREATE USER alice PASSWORD 'alice';
+CREATE GLOBAL user_id AS SELECT id FROM public.users WHERE login = @{login_id};
+CREATE PERMISSION BITS ON notes (owner = owner_id, permission = permission,
+  groups = note_groups (note_id, group_id, permission), table_permission = 'UserCRUD');
+CREATE PERMISSION BITS ON keyless (owner = owner_id, permission = permission, table_permission = 1);
+CREATE PERMISSION BITS ON missing (owner = o, permission = p, table_permission = 1);
+CREATE PERMISSION BITS ON documents (owner = owner, permission = permission, table_permission = 1);
+CREATE PERMISSION BITS ON FUNCTION public.publish(int) (table_permission = 'UserExecute');
+CREATE PERMISSION BITS ON FUNCTION public.publish(text) (table_permission = 'UserExecute');
+";
+    let (code, stderr) = check(&pgward, bad)?;
+    assert_eq!(code, Some(1), "{stderr}");
+    for expected in [
+        "bits.sql:3:34: error: owner column \"owner_id\" is text but the global user_id is of another type",
+        "bits.sql:3:52: error: permission column \"permission\" is numeric: it must be integer or bigint",
+        "bits.sql:4:12: error: membership key \"note_id\" is bigint but the primary key \"id\" of public.notes is integer",
+        "bits.sql:4:12: error: permission column \"permission\" is smallint: it must be integer or bigint",
+        "bits.sql:5:27: error: table public.keyless needs a primary key of one column",
+        "bits.sql:6:27: error: table public.missing does not exist",
+        "bits.sql:7:38: error: column \"owner\" of relation \"documents\" does not exist",
+        "bits.sql:9:36: error: function public.publish(TEXT) does not exist",
+    ] {
+        assert!(stderr.contains(expected), "no {expected:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("bits.sql:8:"), "{stderr}");
+    Ok(())
+}
