@@ -464,3 +464,33 @@ fn insert_sets_owner_and_permission_and_joins_default_groups() {
     .unwrap_err();
     assert_eq!(err.code, "0A000");
 }
+
+#[test]
+fn a_membership_without_permission_uses_the_rows_own_group_bits() {
+    let text = BITS.replace(
+        "document_groups (document_id, group_id, permission)",
+        "document_groups (document_id, group_id)",
+    );
+    let s = session_of(&text, Some("7"), &["1"]);
+    let access = s.table(&documents(), Command::Select).unwrap();
+    let arm = format!(
+        "SELECT {MEMBER}.\"document_id\" FROM \"public\".\"document_groups\" AS {MEMBER} JOIN \"public\".\"documents\" AS {ROW} ON {ROW}.\"id\" = {MEMBER}.\"document_id\" WHERE {MEMBER}.\"group_id\" = ANY('{{\"1\"}}') AND ({ROW}.\"permission\" & 32768) <> 0"
+    );
+    assert_eq!(
+        rows(&access)[0],
+        format!(
+            "\"id\" IN ({} UNION ALL {arm} UNION ALL {})",
+            owner_arm(256),
+            guest_arm(2)
+        )
+    );
+    // A group value is quoted inside the array literal (dollar-quoted,
+    // since it holds a backslash).
+    let s = session_of(&text, Some("7"), &["a\"b'c"]);
+    let access = s.table(&documents(), Command::Select).unwrap();
+    assert!(
+        rows(&access)[0].contains(r#"= ANY($pgw${"a\"b'c"}$pgw$)"#),
+        "{}",
+        rows(&access)[0]
+    );
+}
