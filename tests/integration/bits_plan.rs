@@ -173,6 +173,21 @@ async fn insert_sets_owner_permission_and_default_groups_atomically() -> anyhow:
             vec![Some(44928), Some(44928)]
         );
     }
+    // The owner may give a row away (the check reads the row as the
+    // statement found it); then it is no longer hers to change.
+    let n = alice
+        .execute("UPDATE documents SET owner_id = 2 WHERE id = 200001", &[])
+        .await?;
+    assert_eq!(n, 1);
+    let err = alice
+        .execute("UPDATE documents SET owner_id = 1 WHERE id = 200001", &[])
+        .await;
+    assert!(matches!(err, Ok(0)), "{err:?}");
+    let owner: i64 = su
+        .query_one("SELECT owner_id FROM documents WHERE id = 200001", &[])
+        .await?
+        .get(0);
+    assert_eq!(owner, 2);
     // With the client's RETURNING: its rows, and the memberships.
     let returned = alice
         .query(

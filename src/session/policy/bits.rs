@@ -280,13 +280,21 @@ pub fn entries(
                 columns: Columns::Some(others),
                 check: None,
             });
+            // Every column, for rows the user owned before the UPDATE: the
+            // check's subquery reads the table as the statement found it
+            // (a statement does not see its own changes), so an owner may
+            // give a row away, and a non-owner changing the owner or the
+            // permission gets 42501 (as PostgreSQL refuses a column it
+            // holds no privilege on) rather than a silent UPDATE 0.
             if let Some(user_id) = &who.user_id {
-                let own = format!(
-                    "{rows} AND {} = {}",
-                    ident(&bits.owner),
-                    target.user_literal(user_id)
+                let owned = format!(
+                    "{k} IN (SELECT {ROW}.{k} FROM {t} AS {ROW} WHERE {ROW}.{o} = {u})",
+                    k = ident(&target.key),
+                    t = target.table,
+                    o = ident(&bits.owner),
+                    u = target.user_literal(user_id)
                 );
-                entries.push(all(Some(parse(&own)?), None));
+                entries.push(all(Some(parse(&rows)?), Some(parse(&owned)?)));
             }
         }
         Command::Delete if allows(Op::Delete) => {

@@ -264,9 +264,13 @@ fn only_the_owner_may_change_owner_and_permission() {
     let update = format!("\"id\" IN ({} UNION ALL {})", owner_arm(1024), guest_arm(8));
     assert_eq!(rows(&access)[0], update);
     assert_eq!(access.entries[1].columns, Columns::All);
+    assert_eq!(rows(&access)[1], update);
+    assert!(access.entries[0].check.is_none());
     assert_eq!(
-        rows(&access)[1],
-        format!("{update} AND \"owner_id\" = '7'::BIGINT")
+        access.entries[1].check.as_ref().unwrap().to_string(),
+        format!(
+            "\"id\" IN (SELECT {ROW}.\"id\" FROM \"public\".\"documents\" AS {ROW} WHERE {ROW}.\"owner_id\" = '7'::BIGINT)"
+        )
     );
     let delete = s.table(&documents(), Command::Delete).unwrap();
     assert_eq!(
