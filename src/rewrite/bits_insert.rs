@@ -80,10 +80,9 @@ pub fn add_columns(
     match source.as_deref_mut() {
         None => {
             let values: Vec<String> = extra.iter().map(|(_, v)| v.to_string()).collect();
-            *source = Some(Box::new(parse_select(&format!(
-                "VALUES ({})",
-                values.join(", ")
-            ))?));
+            let mut values = parse_select(&format!("VALUES ({})", values.join(", ")))?;
+            super::literals::protect(&mut values)?;
+            *source = Some(Box::new(values));
         }
         Some(q) => match q.body.as_mut() {
             SetExpr::Values(v) => {
@@ -192,7 +191,8 @@ pub fn join_groups(
         .collect();
         let template = format!("WITH {} SELECT 1", all.join(", "));
         expect(&template, expected)?;
-        let extra = parse_select(&template)?;
+        let mut extra = parse_select(&template)?;
+        super::literals::protect(&mut extra)?;
         if let Some(extra) = extra.with {
             with.cte_tables.extend(extra.cte_tables);
         }
@@ -234,7 +234,9 @@ pub fn join_groups(
         membership_insert(join, first)
     );
     expect(&template, expected)?;
-    let Statement::Query(mut outer) = parse_statement(&template)? else {
+    let mut parsed = parse_statement(&template)?;
+    super::literals::protect(&mut parsed)?;
+    let Statement::Query(mut outer) = parsed else {
         return Err(not_supported("this INSERT"));
     };
     let Some(mut ours) = outer.with.take() else {

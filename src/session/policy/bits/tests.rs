@@ -498,3 +498,23 @@ fn a_membership_without_permission_uses_the_rows_own_group_bits() {
         rows(&access)[0]
     );
 }
+
+#[test]
+fn default_groups_are_printed_as_postgresql_reads_them() {
+    let text = BITS.replace("default_groups = (1)", r"default_groups = ('x\''y', 2)");
+    let s = session_of(&text, Some("7"), &[]);
+    let sql = forwarded(&s, "INSERT INTO documents (id) VALUES (1)").unwrap();
+    // A backslash before a quote would end sqlparser's printed literal
+    // early: the value is dollar-quoted instead.
+    assert!(
+        sql.contains(r#"SELECT "pgward_key", $pgw$x\'y$pgw$, "pgward_perm""#),
+        "{sql}"
+    );
+    assert!(sql.contains(r#""pgward_g2" AS (INSERT"#), "{sql}");
+    assert!(
+        sql.ends_with(r#"SELECT "pgward_key", $pgw$x\'y$pgw$, "pgward_perm" FROM "pgward_w""#),
+        "{sql}"
+    );
+    let parsed = pg_query::parse(&sql).unwrap();
+    assert_eq!(parsed.protobuf.stmts.len(), 1);
+}
