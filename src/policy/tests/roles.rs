@@ -227,8 +227,7 @@ fn other_statements_are_not_supported_yet() {
          ALTER ROLE a IN ROLE b;\n\
          SELECT 1;",
     );
-    let suffix =
-        " (this version loads CREATE ROLE, CREATE USER, GRANT, CREATE POLICY, CREATE GLOBAL and \
+    let suffix = " (this version loads CREATE ROLE, CREATE USER, GRANT, CREATE POLICY, CREATE GLOBAL and \
          CREATE PERMISSION BITS)";
     assert_eq!(
         all,
