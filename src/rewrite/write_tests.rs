@@ -724,7 +724,8 @@ fn the_demo_update_and_insert_print_exactly() {
         (
             format!(
                 "UPDATE \"public\".\"orders\" SET amount = amount + 1 WHERE (\"orders\".salesrep_id = '1'::INT4) \
-                 AND (\"orders\".status <> 'archived') RETURNING pgward.\"check\"((\"orders\".salesrep_id = '1'::INT4), {CHECK_NEW})"
+                 AND (\"orders\".status <> 'archived') RETURNING pgward.\"check\"((\"orders\".salesrep_id = '1'::INT4) \
+                 AND (\"orders\".status <> 'archived'), {CHECK_NEW})"
             ),
             SILENT
         )
@@ -831,5 +832,22 @@ fn a_write_in_with_is_renamed_and_read_through_its_returning_columns() {
          AND (\"orders\".status <> 'archived') AND CASE WHEN (\"orders\".salesrep_id = '1'::INT4) \
          AND (\"orders\".status <> 'archived') THEN (id = 2) END RETURNING id AS \"pgward_1\"), \
          d (n) AS (SELECT \"pgward_1\" AS \"id\" FROM \"pgward_d\") SELECT n FROM d"
+    );
+}
+
+#[test]
+fn an_update_without_returning_checks_that_the_new_row_stays_visible() {
+    // Archiving her own order would move it out of her SELECT reach: the
+    // new row is checked against her SELECT rows, RETURNING or not.
+    let (sql, shape) = ok("UPDATE orders SET status = 'archived' WHERE id = 1");
+    assert_eq!(shape, SILENT);
+    let (_, returning) = sql
+        .split_once(" RETURNING ")
+        .unwrap_or_else(|| panic!("no check in {sql}"));
+    assert_eq!(
+        returning,
+        format!(
+            "pgward.\"check\"((\"orders\".salesrep_id = '1'::INT4) AND (\"orders\".status <> 'archived'), {CHECK_NEW})"
+        )
     );
 }

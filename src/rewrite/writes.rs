@@ -922,9 +922,10 @@ impl<'c> Writer<'_, '_, 'c> {
         let selection = self.guarded_where(and(&rows), out.selection, leakproof)?;
         let check_pred: Vec<Option<&Expr>> = chosen.iter().map(|e| e.check.as_ref()).collect();
         let mut check = t.conjuncts(&q, &check_pred, &upd.restrictive_checks);
-        if returning.is_some() {
-            check.extend(t.visible(&q));
-        }
+        // The new row must stay SELECT-visible, with or without RETURNING:
+        // a user cannot move a row out of their own reach (PostgreSQL
+        // refuses it whenever the UPDATE reads a column).
+        check.extend(t.visible(&q));
         let check = and(&check);
         let from = (!out.from.is_empty()).then_some(UpdateTableFromKind::AfterSet(out.from));
         let write = |returning| {

@@ -959,3 +959,41 @@ async fn copy_from_needs_an_entry_without_checks() -> anyhow::Result<()> {
     assert_eq!(rows, ["(10,zed,Zed,1,,)", "(11,yve,Yve,2,,)"]);
     Ok(())
 }
+
+#[tokio::test]
+async fn an_update_cannot_move_a_row_out_of_reach() -> anyhow::Result<()> {
+    let mut d = Demo::start("write_threats_out_of_reach").await?;
+    // Archiving her own order would hide it from her: the new row must stay
+    // SELECT-visible, with or without RETURNING, as in PostgreSQL.
+    for sql in [
+        "UPDATE orders SET status = 'archived' WHERE id = 1",
+        "update ORDERS set STATUS = 'archived' where ID = 1",
+        "UPDATE public.orders AS o SET status = 'archived' WHERE o.id = 2",
+        "UPDATE orders SET status = 'archived'",
+        "UPDATE orders SET status = 'archived' WHERE id = 1 RETURNING id",
+        "WITH u AS (UPDATE orders SET status = 'archived' WHERE id = 3 RETURNING id) SELECT count(*) FROM u",
+        "INSERT INTO orders (id, customer_id, salesrep_id, amount, status) VALUES (1, 1, 1, 1, 'open') \
+         ON CONFLICT (id) DO UPDATE SET status = 'archived'",
+    ] {
+        let reply = d.refused(sql, DENIED).await?;
+        let message = reply.error.as_ref().map_or("", |e| e.message());
+        assert_eq!(
+            message, "new row violates row-level security policy for table \"orders\"",
+            "{sql}"
+        );
+    }
+    // A change that keeps the row hers and visible still runs.
+    d.allowed(
+        "UPDATE orders SET status = 'pending' WHERE id = 1",
+        "UPDATE 1",
+    )
+    .await?;
+    let status: String =
+        d.su.query_one("SELECT status FROM orders WHERE id = 1", &[])
+            .await?
+            .get(0);
+    assert_eq!(status, "pending");
+    d.reset().await?;
+    d.unchanged("reset").await?;
+    Ok(())
+}
