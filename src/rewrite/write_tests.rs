@@ -851,3 +851,95 @@ fn an_update_without_returning_checks_that_the_new_row_stays_visible() {
         )
     );
 }
+
+/// The rewriter over a real session: `u` in role `r` under these policy
+/// statements (the catalog of `tests.rs`).
+fn run_as_u(statements: &str, sql: &str) -> Result<Secured, PgError> {
+    use crate::globals::GlobalValues;
+    use crate::policy::PolicySet;
+    use crate::session::policy::SessionPolicy;
+    let text = format!("CREATE ROLE r; CREATE USER u PASSWORD 'u' IN ROLE r;\n{statements}");
+    let set = PolicySet::parse_str(std::path::Path::new("t.sql"), &text, 4096)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let roles = vec!["u".to_string(), "r".to_string(), "public".to_string()];
+    let session = SessionPolicy::new(
+        "u",
+        roles.clone(),
+        GlobalValues::builtins("u", &roles, None),
+        std::sync::Arc::new(set),
+    );
+    let catalog = catalog();
+    let path = vec!["public".to_string()];
+    let ctx = Context {
+        catalog: &catalog,
+        search_path: &path,
+        access: &session,
+    };
+    secure_text_tracked(sql, false, &ctx)
+}
+
+/// `orders` is policed (a SELECT policy and a DELETE policy for another
+/// role); `u` holds UPDATE (notes) and DELETE grants but no UPDATE or
+/// DELETE policy applies to her.
+const GRANTED_WITHOUT_POLICY: &str = "CREATE ROLE other;\n\
+     GRANT SELECT (id, salesrep_id, notes), UPDATE (notes), DELETE ON orders TO r;\n\
+     CREATE POLICY mine ON orders FOR SELECT TO r USING (salesrep_id = 1);\n\
+     GRANT SELECT, UPDATE, DELETE ON orders TO other;\n\
+     CREATE POLICY theirs ON orders FOR ALL TO other USING (true);";
+
+#[test]
+fn a_granted_update_or_delete_without_an_applicable_policy_touches_no_rows() {
+    for (sql, write) in [
+        (
+            "UPDATE orders SET notes = 'x'",
+            "UPDATE \"public\".\"orders\" SET notes = 'x' WHERE (false)",
+        ),
+        (
+            "UPDATE orders SET notes = 'x' WHERE id = 1",
+            "UPDATE \"public\".\"orders\" SET notes = 'x' WHERE (false) AND",
+        ),
+        (
+            "DELETE FROM orders",
+            "DELETE FROM \"public\".\"orders\" WHERE (false)",
+        ),
+        (
+            "DELETE FROM orders WHERE id = 1 RETURNING id",
+            "DELETE FROM \"public\".\"orders\" WHERE (false) AND",
+        ),
+    ] {
+        let secured = run_as_u(GRANTED_WITHOUT_POLICY, sql)
+            .unwrap_or_else(|e| panic!("{sql}: refused with {e}"));
+        assert!(
+            secured.sql.starts_with(write),
+            "{sql}: forwarded {}",
+            secured.sql
+        );
+    }
+}
+
+#[test]
+fn a_set_column_without_the_grant_is_still_refused_without_an_applicable_policy() {
+    for sql in [
+        "UPDATE orders SET amount = 1",
+        "UPDATE orders SET notes = 'x', status = 'open'",
+    ] {
+        let e = run_as_u(GRANTED_WITHOUT_POLICY, sql)
+            .err()
+            .unwrap_or_else(|| panic!("{sql}: allowed"));
+        assert_eq!(e.code, "42501", "{sql}: {e}");
+        assert!(
+            e.message.starts_with("permission denied for column"),
+            "{sql}: {e}"
+        );
+    }
+    // Without any UPDATE grant the table itself is refused.
+    let e = run_as_u(
+        "GRANT SELECT ON orders TO r;\n\
+         CREATE POLICY mine ON orders FOR SELECT TO r USING (true);",
+        "UPDATE orders SET notes = 'x'",
+    )
+    .err()
+    .expect("an UPDATE without the grant is refused");
+    assert_eq!(e.code, "42501");
+    assert!(e.message.starts_with("permission denied for table"), "{e}");
+}

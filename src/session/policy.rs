@@ -84,6 +84,11 @@ impl SessionPolicy {
         let Some(access) = access.as_mut() else {
             return Ok(None);
         };
+        if access.entries.is_empty()
+            && let Some(entry) = self.no_rows_entry(relation, command)
+        {
+            access.entries.push(entry);
+        }
         if command == Command::Select {
             return Ok(Some(access.clone()));
         }
@@ -163,6 +168,27 @@ impl SessionPolicy {
             add(c);
         }
         held
+    }
+
+    /// A policed table on which no permissive policy for UPDATE or DELETE
+    /// applies: the statement touches no rows, as in PostgreSQL (PRODUCT.md
+    /// §3.3), rather than being refused. The entry admits no row and no new
+    /// row; its columns are the granted ones, so a SET column that is not
+    /// granted is still refused with 42501.
+    fn no_rows_entry(&self, relation: &Relation, command: Command) -> Option<Entry> {
+        let cmd = match command {
+            Command::Update => PolicyCommand::Update,
+            Command::Delete => PolicyCommand::Delete,
+            Command::Select | Command::Insert => return None,
+        };
+        let rules = self.rules(relation);
+        let my_roles: Vec<&str> = self.roles.iter().map(String::as_str).collect();
+        let granted = self.granted(relation, &rules, cmd, &my_roles)?;
+        Some(Entry {
+            rows: Some(false_expr()),
+            columns: columns(&granted),
+            check: Some(false_expr()),
+        })
     }
 
     /// The entries of grants and policies (PRODUCT.md §3).
