@@ -943,3 +943,73 @@ fn a_set_column_without_the_grant_is_still_refused_without_an_applicable_policy(
     assert_eq!(e.code, "42501");
     assert!(e.message.starts_with("permission denied for table"), "{e}");
 }
+
+#[test]
+fn a_refused_copy_from_names_its_reason_in_the_hint() {
+    let hint = |statements: &str, sql: &str| -> String {
+        match run_as_u(statements, sql) {
+            Ok(s) => panic!("{sql}: allowed as {}", s.sql),
+            Err(e) => {
+                assert_eq!(e.code, "0A000", "{sql}: {e}");
+                e.hint.unwrap_or_default()
+            }
+        }
+    };
+    // INSERT granted on two columns, not policed for INSERT.
+    let two = "GRANT SELECT, INSERT (id, notes) ON orders TO r;\n\
+               CREATE POLICY mine ON orders FOR SELECT TO r USING (true);";
+    let h = hint(two, "COPY orders FROM STDIN");
+    assert!(
+        h.starts_with("no INSERT entry of this session has column \"amount\"")
+            && h.ends_with("list the columns to copy, or use INSERT"),
+        "{h}"
+    );
+    let h = hint(two, "COPY orders (id, margin) FROM STDIN");
+    assert!(
+        h.starts_with("no INSERT entry of this session has column \"margin\"")
+            && h.ends_with("; use INSERT"),
+        "{h}"
+    );
+    let copied = run_as_u(two, "COPY orders (id, notes) FROM STDIN")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .sql;
+    assert!(
+        copied.starts_with("COPY \"public\".\"orders\" (id, notes) FROM STDIN"),
+        "{copied}"
+    );
+    // Every column in some entry, but not all in one.
+    let split = "GRANT INSERT (id, notes) ON orders TO r;\n\
+                 GRANT INSERT (amount) ON orders TO u;\n\
+                 CREATE POLICY a ON orders FOR INSERT TO r WITH CHECK (true);\n\
+                 CREATE POLICY b ON orders FOR INSERT TO u WITH CHECK (true);";
+    let h = hint(split, "COPY orders (id, amount) FROM STDIN");
+    assert!(
+        h.starts_with("no single INSERT entry has every target column"),
+        "{h}"
+    );
+    // The columns fit, but new rows are checked.
+    let checked = "GRANT INSERT ON orders TO r;\n\
+                   CREATE POLICY a ON orders FOR INSERT TO r WITH CHECK (salesrep_id = 1);";
+    let h = hint(checked, "COPY orders (id, salesrep_id) FROM STDIN");
+    assert!(
+        h.starts_with("a row check applies to new rows of orders"),
+        "{h}"
+    );
+    let restricted = "GRANT INSERT ON orders TO r;\n\
+                      CREATE POLICY a ON orders FOR INSERT TO r WITH CHECK (true);\n\
+                      CREATE POLICY b ON orders AS RESTRICTIVE FOR INSERT TO r WITH CHECK (amount > 0);";
+    let h = hint(restricted, "COPY orders (id, amount) FROM STDIN");
+    assert!(
+        h.starts_with("a row check applies to new rows of orders"),
+        "{h}"
+    );
+    // Granted, but no INSERT policy applies to the session.
+    let other = "CREATE ROLE other;\n\
+                 GRANT INSERT ON orders TO r, other;\n\
+                 CREATE POLICY theirs ON orders FOR INSERT TO other WITH CHECK (true);";
+    let h = hint(other, "COPY orders (id) FROM STDIN");
+    assert!(
+        h.starts_with("no INSERT policy on orders applies to this session"),
+        "{h}"
+    );
+}

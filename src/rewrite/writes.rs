@@ -1511,14 +1511,38 @@ pub fn copy_from(
     } else {
         columns.iter().map(fold).collect()
     };
-    let fits = ins
+    let having: Vec<&Entry> = ins
         .entries
         .iter()
-        .any(|e| e.check.is_none() && cols.iter().all(|c| e.columns.contains(c)));
+        .filter(|e| cols.iter().all(|c| e.columns.contains(c)))
+        .collect();
+    let fits = having.iter().any(|e| e.check.is_none());
     if !fits || !ins.restrictive_checks.is_empty() {
-        return Err(not_supported("COPY FROM for this table").with_hint(
-            "COPY FROM is allowed only where no row check applies; use INSERT, which pgward checks",
-        ));
+        // The hint names the actual reason: a column no INSERT entry has
+        // (or none has them all), or a row check on new rows.
+        let rule = "COPY FROM is allowed only where one INSERT entry has every target column \
+                    and no row check applies";
+        let hint = if ins.entries.is_empty() {
+            format!(
+                "no INSERT policy on {} applies to this session: {rule}",
+                relation.name
+            )
+        } else if let Some(c) = cols.iter().find(|c| !ins.sees_column(c)) {
+            let list = if columns.is_empty() {
+                "; list the columns to copy, or use INSERT"
+            } else {
+                "; use INSERT"
+            };
+            format!("no INSERT entry of this session has column \"{c}\": {rule}{list}")
+        } else if having.is_empty() {
+            format!("no single INSERT entry has every target column: {rule}; use INSERT")
+        } else {
+            format!(
+                "a row check applies to new rows of {}: {rule}; use INSERT, which pgward checks",
+                relation.name
+            )
+        };
+        return Err(not_supported("COPY FROM for this table").with_hint(hint));
     }
     *table_name = ObjectName(vec![
         ObjectNamePart::Identifier(Ident::with_quote('"', relation.schema.clone())),

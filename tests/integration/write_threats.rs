@@ -914,28 +914,50 @@ async fn other_writing_statements_are_refused() -> anyhow::Result<()> {
 #[tokio::test]
 async fn copy_from_needs_an_entry_without_checks() -> anyhow::Result<()> {
     let mut d = Demo::start("write_threats_copy").await?;
-    for (sql, data, code) in [
+    let salary = "no INSERT entry of this session has column \"salary\"";
+    let check = "a row check applies to new rows of orders";
+    for (sql, data, code, reason) in [
         (
             "COPY employees FROM STDIN",
             "10\tzed\tZed\t1\t1.00\t999-99-9999\n",
             "0A000",
+            salary,
         ),
         (
             "COPY orders FROM STDIN",
             "100\t1\t1\t1\t1\tn\topen\n",
             "0A000",
+            check,
         ),
         (
             "COPY orders (id, customer_id, salesrep_id, amount, status) FROM STDIN",
             "100\t1\t1\t1\topen\n",
             "0A000",
+            check,
         ),
-        ("COPY customers (id, name) FROM STDIN", "9\tx\n", "42501"),
-        ("COPY employees (id, salary) FROM STDIN", "10\t1\n", "0A000"),
+        (
+            "COPY customers (id, name) FROM STDIN",
+            "9\tx\n",
+            "42501",
+            "",
+        ),
+        (
+            "COPY employees (id, salary) FROM STDIN",
+            "10\t1\n",
+            "0A000",
+            salary,
+        ),
     ] {
         let reply = d.session.copy_in(sql, data).await?;
         assert_hidden(sql, &reply, HIDDEN);
         assert_eq!(reply.code(), Some(code), "{sql}: {reply:#?}");
+        // The 0A000 hint names the actual reason.
+        let hint = reply
+            .error
+            .as_ref()
+            .and_then(|e| e.0.get(&b'H'))
+            .map_or("", String::as_str);
+        assert!(hint.starts_with(reason), "{sql}: hint {hint:?}");
         d.unchanged(sql).await?;
     }
     // employees is policed for SELECT only: INSERT has no check.
