@@ -539,6 +539,13 @@ const RETURNING_STAR: &str = "RETURNING * shows the visible columns (PRODUCT.md 
 const LOCK_IN_SUBQUERY: &str = "pgward refuses FOR UPDATE/SHARE below the top level";
 const ENTRY_COLUMNS: &str = "an UPDATE entry's rows go with its columns (§3.8); PostgreSQL \
                              ORs the roles' policies whatever the columns";
+const CONSTRAINT_FIRST: &str = "pgward checks new rows in RETURNING, after PostgreSQL's NOT NULL, \
+                                unique and CHECK constraints: a row failing both gets the \
+                                constraint's error (PostgreSQL RLS: 42501); nothing is written \
+                                and the error carries no row";
+const CONFLICT_SKIPS_CHECK: &str = "ON CONFLICT DO NOTHING skips a conflicting row before \
+                                    RETURNING runs, so pgward's INSERT check never sees it: \
+                                    INSERT 0 0 (PostgreSQL RLS: 42501); nothing is written";
 const CURSOR_LOCK: &str = "pgward refuses DECLARE … FOR UPDATE";
 const CURRENT_OF: &str = "sqlparser cannot parse WHERE CURRENT OF: refused";
 const UPDATE_NO_READ: &str = "pgward updates only rows the user can SELECT (§3.8); PostgreSQL \
@@ -632,12 +639,19 @@ fn cases() -> Vec<Case> {
         case(W, "UPDATE items SET note = (SELECT count(*)::text FROM items) WHERE id = 1", "UPDATE 1", &[],
              "UPDATE items SET note = '3' WHERE id = 1"),
         case(W, "UPDATE items SET qty = -1 WHERE id = 1", "23514", &[], ""),
-        // A row that fails the policy check and a constraint: the check comes first.
-        case(W, "UPDATE items SET status = NULL WHERE id = 1", CHECK, &[], ""),
-        case(W, "INSERT INTO items (id, owner) VALUES (5, 'olga')", CHECK, &[], ""),
-        case(W, "INSERT INTO items (id, owner, qty) VALUES (20, 'olga', -1)", CHECK, &[], ""),
-        case(W, "INSERT INTO items (id, owner, status) VALUES (20, 'w3wanda', NULL)", CHECK, &[], ""),
-        case(W, "UPDATE items SET (qty, note) = (SELECT qty, note FROM items WHERE id = 5) WHERE id = 1", CHECK, &[], ""),
+        // A row that fails the policy check and a constraint. pgward's check runs in RETURNING, after PostgreSQL's constraints:
+        // the constraint's error comes first (PostgreSQL RLS: 42501).
+        differs(case(W, "UPDATE items SET status = NULL WHERE id = 1", "23502:null value in column \"status\"", &[], ""),
+                CONSTRAINT_FIRST),
+        differs(case(W, "INSERT INTO items (id, owner) VALUES (5, 'olga')", "23505:duplicate key value", &[], ""),
+                CONSTRAINT_FIRST),
+        differs(case(W, "INSERT INTO items (id, owner, qty) VALUES (20, 'olga', -1)", "23514:violates check constraint", &[], ""),
+                CONSTRAINT_FIRST),
+        differs(case(W, "INSERT INTO items (id, owner, status) VALUES (20, 'w3wanda', NULL)",
+                     "23502:null value in column \"status\"", &[], ""), CONSTRAINT_FIRST),
+        // Row 5 is not hers to read: qty and note read as NULL, and qty is NOT NULL.
+        differs(case(W, "UPDATE items SET (qty, note) = (SELECT qty, note FROM items WHERE id = 5) WHERE id = 1",
+                     "23502:null value in column \"qty\"", &[], ""), CONSTRAINT_FIRST),
         case(W, "UPDATE items SET (qty, note) = (SELECT qty, note FROM items WHERE id = 2) WHERE id = 1", "UPDATE 1", &[],
              "UPDATE items SET qty = 7, note = 'note-wanda-2' WHERE id = 1"),
         case(W, "UPDATE items SET (qty, note) = (SELECT qty, secret FROM items WHERE id = 2) WHERE id = 1", DENIED, &[], ""),
@@ -719,8 +733,10 @@ fn cases() -> Vec<Case> {
              "INSERT INTO items (id, owner) VALUES (20, 'w3wanda')"),
         case(W, "INSERT INTO items (id, owner) VALUES (5, 'w3wanda') ON CONFLICT (id) DO NOTHING", "INSERT 0 0", &[], ""),
         case(W, "INSERT INTO items (id, owner) VALUES (20, 'olga') ON CONFLICT DO NOTHING", CHECK, &[], ""),
-        // The proposed row is checked before the conflict is looked for.
-        case(W, "INSERT INTO items (id, owner) VALUES (5, 'olga') ON CONFLICT DO NOTHING", CHECK, &[], ""),
+        // A proposed row that fails the check and conflicts: DO NOTHING skips
+        // it before pgward's check; DO UPDATE checks it (excluded) first.
+        differs(case(W, "INSERT INTO items (id, owner) VALUES (5, 'olga') ON CONFLICT DO NOTHING", "INSERT 0 0", &[], ""),
+                CONFLICT_SKIPS_CHECK),
         case(W, "INSERT INTO items (id, owner) VALUES (1, 'olga') ON CONFLICT (id) DO UPDATE SET qty = 2", CHECK, &[], ""),
         case(W, "INSERT INTO items (id, owner, qty) VALUES (1, 'w3wanda', 101) ON CONFLICT (id) DO UPDATE SET qty = 2", CHECK, &[], ""),
         case(W, "INSERT INTO items (id, owner, qty) VALUES (1, 'w3wanda', 2) ON CONFLICT (id) DO UPDATE SET qty = excluded.qty",
