@@ -7,7 +7,8 @@ SASLInitialResponse, ErrorResponse; an honest SCRAM client, with an
 extension, with channel binding, a tampered proof, an unknown user).
 
 rewriter: the client SQL of src/rewrite/table_tests.rs (each case's first
-argument) and of ../shared/compat/*.json (when present).
+argument), of src/rewrite/write_tests.rs and of ../shared/compat/*.json
+(when present).
 policy_parser: policies/demo/*.sql, tests/differential/*.sql and the policy
 texts in src/policy/tests/*.rs (string literals holding CREATE or GRANT).
 """
@@ -109,6 +110,12 @@ def rewriter_seeds():
     source = open(os.path.join(ROOT, 'src/rewrite/table_tests.rs')).read()
     sqls = [unescape(m.group(1)) for m in
             re.finditer(r'\b(?:c|p|gap)\(\s*(?:&\[[^\]]*\],\s*)?' + LITERAL, source)]
+    # The writes: each allowed case's SQL (`a("…"`) and each refused one
+    # (`("…", "<sqlstate>")` in REFUSED).
+    writes = open(os.path.join(ROOT, 'src/rewrite/write_tests.rs')).read()
+    sqls += [unescape(m.group(1)) for m in re.finditer(r'\ba\(\s*' + LITERAL, writes)]
+    sqls += [unescape(m.group(1)) for m in
+             re.finditer(r'\(\s*' + LITERAL + r',\s*"[0-9A-Z]{5}"', writes)]
     for path in glob.glob(os.path.join(ROOT, '..', 'shared', 'compat', '*.json')):
         for entry in json.load(open(path)):
             if isinstance(entry, dict) and isinstance(entry.get('sql'), str):
