@@ -81,6 +81,10 @@ pub enum ResultShape {
     /// whose rows are the client's `RETURNING` rows: the tag `SELECT n`
     /// becomes this write's tag with the same count.
     Tagged(WriteTag),
+    /// A write wrapped in a `SELECT` whose rows the client did not ask for
+    /// (`… SELECT 1 FROM "pgward_w"`, which counts the written rows): no
+    /// row description, no rows, and `SELECT n` becomes this write's tag.
+    Counted(WriteTag),
 }
 
 /// The command tag of a write, as PostgreSQL prints it before the count.

@@ -592,7 +592,7 @@ impl Shaped {
                 };
                 if tag == b'C' {
                     names.remove(name);
-                } else if names.get(name) == Some(&Shape::Silent) {
+                } else if names.get(name).is_some_and(|s| s.rowless()) {
                     queue.push(Expect {
                         cycle,
                         message,
@@ -615,7 +615,7 @@ impl Shaped {
                     message,
                     action: Action::Execute(shape),
                 });
-                if shape == Shape::Silent {
+                if shape.rowless() {
                     body[end + 1..].fill(0);
                 }
             }

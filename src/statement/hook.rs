@@ -64,6 +64,17 @@ pub enum Shape {
     /// A write wrapped in a SELECT: `SELECT n` becomes the write's tag
     /// ([`ResultShape::Tagged`]).
     Tagged(WriteTag),
+    /// A write wrapped in a SELECT whose rows are pgward's: no row
+    /// description, no rows, `SELECT n` becomes the write's tag
+    /// ([`ResultShape::Counted`]).
+    Counted(WriteTag),
+}
+
+impl Shape {
+    /// The client gets no row description and no rows.
+    pub fn rowless(self) -> bool {
+        matches!(self, Shape::Silent | Shape::Counted(_))
+    }
 }
 
 impl From<ResultShape> for Shape {
@@ -71,6 +82,7 @@ impl From<ResultShape> for Shape {
         match shape {
             ResultShape::Silent => Shape::Silent,
             ResultShape::Tagged(tag) => Shape::Tagged(tag),
+            ResultShape::Counted(tag) => Shape::Counted(tag),
         }
     }
 }

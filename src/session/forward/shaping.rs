@@ -127,7 +127,7 @@ impl Shaper {
                 .is_some_and(|e| e.action == Action::NoData && e.key() == self.position());
         match tag {
             b'T' if in_query => {
-                if result == Some(Shape::Silent) {
+                if result.is_some_and(Shape::rowless) {
                     Verdict::Drop
                 } else {
                     Verdict::Pass
@@ -141,7 +141,7 @@ impl Shaper {
                     Verdict::Pass
                 }
             }
-            b'D' if result == Some(Shape::Silent) => Verdict::Drop,
+            b'D' if result.is_some_and(Shape::rowless) => Verdict::Drop,
             b'C' | b'I' => {
                 if in_query {
                     self.statement += 1;
@@ -149,7 +149,9 @@ impl Shaper {
                     self.message += 1;
                 }
                 match result {
-                    Some(shape @ (Shape::Show | Shape::Tagged(_))) if tag == b'C' => {
+                    Some(shape @ (Shape::Show | Shape::Tagged(_) | Shape::Counted(_)))
+                        if tag == b'C' =>
+                    {
                         Verdict::Retag(shape)
                     }
                     _ => Verdict::Pass,
@@ -201,7 +203,7 @@ impl Shaper {
 pub(super) fn retag(tag: &[u8], shape: Shape) -> Option<Vec<u8>> {
     match shape {
         Shape::Show => Some(b"SHOW".to_vec()),
-        Shape::Tagged(write) => {
+        Shape::Tagged(write) | Shape::Counted(write) => {
             let count = tag.strip_prefix(b"SELECT ")?;
             if count.is_empty() || !count.iter().all(u8::is_ascii_digit) {
                 return None;
