@@ -100,6 +100,7 @@ pub fn secure_write(statement: &mut Statement, env: &Env<'_, '_>) -> Result<Writ
         expected: Vec::new(),
         only_used: BTreeSet::new(),
         cte: None,
+        cte_join: None,
     };
     // Writes in its WITH are secured first and set aside (as below a
     // SELECT); the write reads them through their RETURNING columns.
@@ -188,6 +189,7 @@ pub fn secure_cte_writes(
         expected: Vec::new(),
         only_used: BTreeSet::new(),
         cte: None,
+        cte_join: None,
     };
     let private = private_names(&with);
     refuse_references(&*q, &private)?;
@@ -213,6 +215,9 @@ struct Aside {
     writes: Vec<(String, Statement)>,
     /// Write CTEs without RETURNING: no reference may read them.
     unreadable: Vec<String>,
+    /// pgward's membership inserts for the writes' new rows (bits_insert),
+    /// appended to the WITH.
+    joins: Vec<sqlparser::ast::Cte>,
 }
 
 impl Aside {
@@ -230,6 +235,7 @@ impl Aside {
                 .ok_or_else(|| not_supported("this query"))?;
             *cte.query.body = body;
         }
+        with.cte_tables.extend(self.joins);
         Ok(())
     }
 }
@@ -258,6 +264,7 @@ impl Writer<'_, '_, '_> {
         let mut aside = Aside {
             writes: Vec::new(),
             unreadable: Vec::new(),
+            joins: Vec::new(),
         };
         for mut cte in std::mem::take(&mut with.cte_tables) {
             if !is_write_body(&cte.query) {
@@ -309,9 +316,17 @@ impl Writer<'_, '_, '_> {
                 _ => Err(not_supported("this form of WITH query")),
             };
             let names = self.cte.take().unwrap_or_default();
-            let (secured, _) = secured?;
+            let (mut secured, _) = secured?;
             let has_check = returning_has(&secured, "pgward_ok");
             let private = format!("pgward_{name}");
+            if let Some(join) = self.cte_join.take() {
+                aside.joins.extend(super::bits_insert::join_groups_in_with(
+                    &mut secured,
+                    &join,
+                    &private,
+                    &mut self.expected,
+                )?);
+            }
             // What the read sees of the write while it is secured.
             let mut columns: Vec<String> =
                 (1..=names.len()).map(|i| format!("pgward_{i}")).collect();
@@ -651,6 +666,8 @@ struct Writer<'e, 'a, 'c> {
     /// items are named `pgward_<n>` (their client names are recorded
     /// here), and its check is `pgward_ok`.
     cte: Option<Vec<String>>,
+    /// The default groups the new rows of a WITH query's INSERT join.
+    cte_join: Option<super::access::Join>,
 }
 
 impl<'c> Writer<'_, '_, 'c> {
@@ -1284,12 +1301,6 @@ impl<'c> Writer<'_, '_, 'c> {
         // Permission bits: owner, permission and memberships (bits_insert).
         let defaults = self.ctx().access.insert_defaults(t.relation);
         let join = defaults.as_ref().and_then(|d| d.join.clone());
-        if join.is_some() && (on.is_some() || self.cte.is_some()) {
-            return Err(PgError::error(
-                code::FEATURE_NOT_SUPPORTED,
-                "INSERT … ON CONFLICT or inside WITH is not supported on a table whose new rows join groups",
-            ));
-        }
         let inserted = inserted_columns(&t, &ins, &columns, source.as_deref())?;
         let chosen = entries_with(&ins, &inserted);
         if chosen.is_empty() {
@@ -1475,9 +1486,14 @@ impl<'c> Writer<'_, '_, 'c> {
             out.with,
             WriteTag::Insert,
         )?;
-        match &join {
+        match join {
+            // Inside a WITH: joined where its private name is known.
+            Some(join) if self.cte.is_some() => {
+                self.cte_join = Some(join);
+                Ok((statement, shape))
+            }
             Some(join) => {
-                super::bits_insert::join_groups(statement, shape, join, &mut self.expected)
+                super::bits_insert::join_groups(statement, shape, &join, &mut self.expected)
             }
             None => Ok((statement, shape)),
         }

@@ -461,9 +461,120 @@ fn insert_sets_owner_and_permission_and_joins_default_groups() {
         sql.contains("(\"owner_id\", \"permission\") VALUES ('7'::BIGINT, 44928)"),
         "{sql}"
     );
-    let err = forwarded(
+}
+
+#[test]
+fn insert_on_conflict_joins_groups_for_inserted_rows_only() {
+    let text = BITS.replace(
+        "table_groups = (1, 2),",
+        "table_groups = (1, 2), default_permission = 'UserCRUD | GroupRead',",
+    );
+    let s = session_of(&text, Some("7"), &[]);
+    // DO NOTHING returns only inserted rows: the last INSERT's tag is the
+    // client's.
+    let sql = forwarded(
         &s,
         "INSERT INTO documents (id) VALUES (5) ON CONFLICT DO NOTHING",
+    )
+    .unwrap();
+    assert!(sql.contains("ON CONFLICT DO NOTHING RETURNING"), "{sql}");
+    assert!(
+        sql.ends_with("SELECT \"pgward_key\", '1', \"pgward_perm\" FROM \"pgward_w\""),
+        "{sql}"
+    );
+    assert!(!sql.contains("xmax"), "{sql}");
+    // DO UPDATE: memberships for rows with xmax = 0 only, and every
+    // written row counted by the SELECT.
+    let sql = forwarded(
+        &s,
+        "INSERT INTO documents (id, title) VALUES (5, 'x') ON CONFLICT (id) DO UPDATE SET title = excluded.title",
+    )
+    .unwrap();
+    assert!(sql.contains("\"xmax\" = 0 AS \"pgward_new\")"), "{sql}");
+    assert!(
+        sql.contains(
+            "SELECT \"pgward_key\", '1', \"pgward_perm\" FROM \"pgward_w\" WHERE \"pgward_new\")"
+        ),
+        "{sql}"
+    );
+    assert!(sql.ends_with(" SELECT 1 FROM \"pgward_w\""), "{sql}");
+    // With the client's RETURNING: the tagged SELECT, memberships filtered.
+    let sql = forwarded(
+        &s,
+        "INSERT INTO documents (id) VALUES (5) ON CONFLICT (id) DO UPDATE SET title = 'y' RETURNING id",
+    )
+    .unwrap();
+    assert!(sql.contains("WHERE \"pgward_new\")"), "{sql}");
+    assert!(
+        sql.ends_with("SELECT \"pgward_1\" AS \"id\" FROM \"pgward_w\""),
+        "{sql}"
+    );
+    for sql in [
+        "INSERT INTO documents (id) VALUES (5) ON CONFLICT DO NOTHING",
+        "INSERT INTO documents (id) VALUES (5) ON CONFLICT (id) DO UPDATE SET title = 'y'",
+    ] {
+        let printed = forwarded(&s, sql).unwrap();
+        assert_eq!(pg_query::parse(&printed).unwrap().protobuf.stmts.len(), 1);
+    }
+}
+
+#[test]
+fn insert_inside_with_joins_groups_in_the_same_statement() {
+    let s = session("", Some("7"), &[]);
+    let sql = forwarded(
+        &s,
+        "WITH n AS (INSERT INTO documents (id) VALUES (6) RETURNING id) SELECT id FROM n",
+    )
+    .unwrap();
+    assert!(sql.contains("\"id\" AS \"pgward_key\""), "{sql}");
+    assert!(
+        sql.contains("\"pgward_n_g1\" AS (INSERT INTO \"public\".\"document_groups\" (\"document_id\", \"group_id\", \"permission\") SELECT \"pgward_key\", '1', \"pgward_perm\" FROM \"pgward_n\")"),
+        "{sql}"
+    );
+    // Without RETURNING, and with ON CONFLICT DO UPDATE: new rows only.
+    let sql = forwarded(
+        &s,
+        "WITH n AS (INSERT INTO documents (id) VALUES (6) ON CONFLICT (id) DO UPDATE SET title = 'z') SELECT 1",
+    )
+    .unwrap();
+    assert!(
+        sql.contains("FROM \"pgward_n\" WHERE \"pgward_new\")"),
+        "{sql}"
+    );
+    assert!(sql.ends_with("SELECT 1"), "{sql}");
+    // Below a write.
+    let sql = forwarded(
+        &s,
+        "WITH n AS (INSERT INTO documents (id) VALUES (6) RETURNING id) INSERT INTO documents (id) SELECT id + 100 FROM n",
+    )
+    .unwrap();
+    assert!(sql.contains("\"pgward_n_g1\" AS (INSERT"), "{sql}");
+    assert!(sql.contains("FROM \"pgward_w\""), "{sql}");
+    assert_eq!(pg_query::parse(&sql).unwrap().protobuf.stmts.len(), 1);
+}
+
+#[test]
+fn insert_from_a_set_operation_gets_the_defaults_after_its_columns() {
+    let s = session("", Some("7"), &[]);
+    let sql = forwarded(&s, "INSERT INTO documents (id) SELECT 1 UNION SELECT 2").unwrap();
+    assert!(
+        sql.contains("(id, \"owner_id\") SELECT \"pgward_s\".*, '7'::BIGINT FROM"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("FROM (SELECT 1 UNION SELECT 2) AS \"pgward_s\""),
+        "{sql}"
+    );
+    // Without a column list: the first branch's width.
+    let sql = forwarded(&s, "INSERT INTO documents SELECT 1 UNION ALL SELECT 2").unwrap();
+    assert!(
+        sql.contains("(\"id\", \"owner_id\") SELECT \"pgward_s\".*, '7'::BIGINT FROM (SELECT 1 UNION ALL SELECT 2)"),
+        "{sql}"
+    );
+    // A first branch whose width cannot be counted stays refused.
+    let err = forwarded(
+        &s,
+        "INSERT INTO documents SELECT * FROM documents UNION SELECT * FROM documents",
     )
     .unwrap_err();
     assert_eq!(err.code, "0A000");
