@@ -695,3 +695,161 @@ async fn owners_defaults_groups_and_policies() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// One write of `conflicts_with_queries_and_set_operations`: superuser SQL
+/// run first, the client's statement, its outcome, and the docs whose
+/// default memberships (groups 10 and 11) it adds — no other membership
+/// may appear or go.
+struct JoinStep {
+    before: &'static str,
+    user: &'static str,
+    sql: &'static str,
+    want: &'static str,
+    joined: &'static [i32],
+}
+
+const fn join_step(
+    user: &'static str,
+    sql: &'static str,
+    want: &'static str,
+    joined: &'static [i32],
+) -> JoinStep {
+    JoinStep {
+        before: "",
+        user,
+        sql,
+        want,
+        joined,
+    }
+}
+
+#[rustfmt::skip]
+const JOIN_STEPS: &[JoinStep] = &[
+    // DO NOTHING: the inserted rows join, a conflict writes nothing.
+    join_step("olive", "INSERT INTO docs (id, title) VALUES (100, 'a') ON CONFLICT DO NOTHING", "INSERT 0 1 []", &[100]),
+    join_step("olive", "INSERT INTO docs (id, title) VALUES (100, 'b') ON CONFLICT DO NOTHING", "INSERT 0 0 []", &[]),
+    join_step("olive", "INSERT INTO docs (id, title) VALUES (100, 'c'), (101, 'd') ON CONFLICT (id) DO NOTHING", "INSERT 0 1 []", &[101]),
+    join_step("olive", "INSERT INTO docs (id, title) VALUES (101, 'x'), (102, 'e') ON CONFLICT DO NOTHING RETURNING id, title", "INSERT 0 1 [\"102|e\"]", &[102]),
+    // DO UPDATE: the tag counts inserted and updated rows; the updated row
+    // (its memberships removed first) joins no group.
+    JoinStep { before: "DELETE FROM doc_groups WHERE doc_id = 100",
+        ..join_step("olive", "INSERT INTO docs (id, title) VALUES (100, 'f'), (103, 'g') ON CONFLICT (id) DO UPDATE SET title = excluded.title", "INSERT 0 2 []", &[103]) },
+    join_step("olive", "INSERT INTO docs (id, title) VALUES (101, 'h'), (104, 'i') ON CONFLICT (id) DO UPDATE SET title = excluded.title RETURNING id, title", "INSERT 0 2 [\"101|h\", \"104|i\"]", &[104]),
+    join_step("olive", "INSERT INTO docs (id, title) VALUES (104, 'j') ON CONFLICT (id) DO UPDATE SET title = 'j' WHERE false", "INSERT 0 0 []", &[]),
+    // A row olive may not update (otto's) and a forged owner: nothing written.
+    join_step("olive", "INSERT INTO docs (id, title) VALUES (9, 'k'), (105, 'k') ON CONFLICT (id) DO UPDATE SET title = 'k'", "42501", &[]),
+    join_step("olive", "INSERT INTO docs (id, title, owner_id) VALUES (105, 'l', 2) ON CONFLICT DO NOTHING", "42501", &[]),
+    // gary updates row 5 through his membership's GroupUpdate: its one
+    // membership stays as it was.
+    join_step("gary", "INSERT INTO docs (id, title) VALUES (5, 'upserted by gary') ON CONFLICT (id) DO UPDATE SET title = excluded.title", "INSERT 0 1 []", &[]),
+    // INSERT inside WITH, read or not, under a SELECT or a write.
+    join_step("olive", "WITH n AS (INSERT INTO docs (id, title) VALUES (106, 'm') RETURNING id) SELECT id FROM n", "SELECT 1 [\"106\"]", &[106]),
+    join_step("olive", "WITH n AS (INSERT INTO docs (id, title) VALUES (107, 'n')) SELECT 1", "SELECT 1 [\"1\"]", &[107]),
+    JoinStep { before: "DELETE FROM doc_groups WHERE doc_id = 107",
+        ..join_step("olive", "WITH n AS (INSERT INTO docs (id, title) VALUES (107, 'o'), (108, 'p') ON CONFLICT (id) DO UPDATE SET title = excluded.title RETURNING id) SELECT count(*) FROM n", "SELECT 1 [\"2\"]", &[108]) },
+    join_step("olive", "WITH n AS (INSERT INTO docs (id, title) VALUES (109, 'q') RETURNING id) INSERT INTO docs (id, title) SELECT id + 1, 'r' FROM n", "INSERT 0 1 []", &[109, 110]),
+    join_step("olive", "WITH n AS (INSERT INTO docs (id, title, owner_id) VALUES (111, 's', 2) RETURNING id) SELECT id FROM n", "42501", &[]),
+    // A set operation as the source.
+    join_step("olive", "INSERT INTO docs (id, title) SELECT 112, 't' UNION SELECT 113, 'u'", "INSERT 0 2 []", &[112, 113]),
+    join_step("olive", "INSERT INTO docs SELECT 114 UNION ALL SELECT 115 RETURNING id, owner_id, permission", "23502", &[]),
+    join_step("olive", "INSERT INTO docs (title, id) SELECT 'v', 114 UNION ALL SELECT 'w', 115 ORDER BY 2 RETURNING id, owner_id, permission", "INSERT 0 2 [\"114|1|44928\", \"115|1|44928\"]", &[114, 115]),
+];
+
+/// Memberships of the docs, `doc|group`, sorted.
+async fn memberships(su: &Client) -> anyhow::Result<Vec<String>> {
+    strings(
+        su,
+        "SELECT format('%s|%s', doc_id, group_id) FROM doc_groups ORDER BY doc_id, group_id",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn conflicts_with_queries_and_set_operations_join_default_groups() -> anyhow::Result<()> {
+    let mut problems = String::new();
+    // Each step through the simple and the extended protocol, on a fresh
+    // copy of the docs.
+    for extended in [false, true] {
+        let label = if extended {
+            "bits_join_ext"
+        } else {
+            "bits_join"
+        };
+        let (db, su, pgward) = bits_db(label).await?;
+        let mut wires = Vec::new();
+        for user in ["olive", "gary"] {
+            wires.push((
+                user,
+                Wire::login(pgward.port(), user, user, db.name()).await?,
+            ));
+        }
+        for s in JOIN_STEPS {
+            if !s.before.is_empty() {
+                su.batch_execute(s.before).await?;
+            }
+            let wire = &mut wires
+                .iter_mut()
+                .find(|(u, _)| *u == s.user)
+                .expect("user")
+                .1;
+            let before = memberships(&su).await?;
+            let (docs_before, _) = fingerprint(&su, &["docs"]).await?;
+            let reply = if extended {
+                wire.run_extended(s.sql).await?
+            } else {
+                wire.run(s.sql).await?
+            };
+            let got = outcome(&reply);
+            let who = format!("{} ({label})", s.user);
+            note(&mut problems, &who, s.sql, s.want, &got);
+            let mut want: Vec<String> = before.clone();
+            for id in s.joined {
+                want.push(format!("{id}|10"));
+                want.push(format!("{id}|11"));
+            }
+            want.sort_by_key(|m| {
+                let (d, g) = m.split_once('|').unwrap_or_default();
+                (d.parse::<i32>().unwrap_or(0), g.parse::<i32>().unwrap_or(0))
+            });
+            let after = memberships(&su).await?;
+            note(
+                &mut problems,
+                &who,
+                &format!("memberships after {}", s.sql),
+                &format!("{want:?}"),
+                &format!("{after:?}"),
+            );
+            if reply.code().is_some() {
+                let (docs_after, _) = fingerprint(&su, &["docs"]).await?;
+                if docs_after != docs_before {
+                    let _ = writeln!(problems, "{who}: {}: refused, but wrote docs", s.sql);
+                }
+            }
+        }
+        let docs = strings(
+            &su,
+            "SELECT format('%s|%s|%s|%s', id, coalesce(owner_id::text, 'NULL'), permission, title) \
+             FROM docs WHERE id >= 100 OR id = 5 ORDER BY id",
+        )
+        .await?;
+        #[rustfmt::skip]
+        let want = [
+            "5|1|176000|upserted by gary", "100|1|44928|f", "101|1|44928|h", "102|1|44928|e",
+            "103|1|44928|g", "104|1|44928|i", "106|1|44928|m", "107|1|44928|o", "108|1|44928|p",
+            "109|1|44928|q", "110|1|44928|r", "112|1|44928|t", "113|1|44928|u",
+            "114|1|44928|v", "115|1|44928|w",
+        ];
+        note(
+            &mut problems,
+            label,
+            "docs afterwards",
+            &format!("{want:?}"),
+            &format!("{docs:?}"),
+        );
+        if !problems.is_empty() {
+            let _ = writeln!(problems, "pgward's warnings:\n{}", warnings(&pgward.log()));
+        }
+    }
+    assert!(problems.is_empty(), "{problems}");
+    Ok(())
+}
