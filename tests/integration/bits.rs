@@ -749,6 +749,10 @@ const JOIN_STEPS: &[JoinStep] = &[
         ..join_step("olive", "WITH n AS (INSERT INTO docs (id, title) VALUES (107, 'o'), (108, 'p') ON CONFLICT (id) DO UPDATE SET title = excluded.title RETURNING id) SELECT count(*) FROM n", "SELECT 1 [\"2\"]", &[108]) },
     join_step("olive", "WITH n AS (INSERT INTO docs (id, title) VALUES (109, 'q') RETURNING id) INSERT INTO docs (id, title) SELECT id + 1, 'r' FROM n", "INSERT 0 1 []", &[109, 110]),
     join_step("olive", "WITH n AS (INSERT INTO docs (id, title, owner_id) VALUES (111, 's', 2) RETURNING id) SELECT id FROM n", "42501", &[]),
+    // The admin group: no check applies, RETURNING and the memberships
+    // still work.
+    join_step("adam", "INSERT INTO docs (id, title) VALUES (120, 'by admin') RETURNING id, title", "INSERT 0 1 [\"120|by admin\"]", &[120]),
+    join_step("adam", "INSERT INTO docs (id, title) VALUES (121, 'by admin')", "INSERT 0 1 []", &[121]),
     // A set operation as the source.
     join_step("olive", "INSERT INTO docs (id, title) SELECT 112, 't' UNION SELECT 113, 'u'", "INSERT 0 2 []", &[112, 113]),
     join_step("olive", "INSERT INTO docs SELECT 114 UNION ALL SELECT 115 RETURNING id, owner_id, permission", "23502", &[]),
@@ -777,7 +781,7 @@ async fn conflicts_with_queries_and_set_operations_join_default_groups() -> anyh
         };
         let (db, su, pgward) = bits_db(label).await?;
         let mut wires = Vec::new();
-        for user in ["olive", "gary"] {
+        for user in ["olive", "gary", "adam"] {
             wires.push((
                 user,
                 Wire::login(pgward.port(), user, user, db.name()).await?,
@@ -837,7 +841,7 @@ async fn conflicts_with_queries_and_set_operations_join_default_groups() -> anyh
             "5|1|176000|upserted by gary", "100|1|44928|f", "101|1|44928|h", "102|1|44928|e",
             "103|1|44928|g", "104|1|44928|i", "106|1|44928|m", "107|1|44928|o", "108|1|44928|p",
             "109|1|44928|q", "110|1|44928|r", "112|1|44928|t", "113|1|44928|u",
-            "114|1|44928|v", "115|1|44928|w",
+            "114|1|44928|v", "115|1|44928|w", "120|4|44928|by admin", "121|4|44928|by admin",
         ];
         note(
             &mut problems,
