@@ -884,19 +884,9 @@ impl<'c> Writer<'_, '_, 'c> {
         if chosen.is_empty() {
             return Err(column_denied(&t, &upd, &set_cols));
         }
-        let names = [t.qualifier.as_str()];
-        whole_row(&t, &names, &assignments)?;
-        whole_row(&t, &names, &from)?;
-        whole_row(&t, &names, &selection)?;
-        whole_row(&t, &names, &returning)?;
-        let from_names = from_qualifiers(&from);
-        let returning = returning
-            .map(|r| expand_returning(r, &t, &from_names))
-            .transpose()?;
-        let leakproof = from.is_empty()
-            && selection
-                .as_ref()
-                .is_some_and(|w| self.leakproof(&t, alias.as_ref(), w));
+        whole_row(&t, &[t.qualifier.as_str()], &assignments)?;
+        let (returning, leakproof) =
+            self.read_parts(&t, alias.as_ref(), &from, &selection, returning)?;
         let n_set = assignments.len();
         let (targets_lhs, values): (Vec<AssignmentTarget>, Vec<Expr>) =
             assignments.into_iter().map(|a| (a.target, a.value)).unzip();
@@ -1005,6 +995,33 @@ impl<'c> Writer<'_, '_, 'c> {
 
     /// Whether the client's WHERE on the target alone holds only leakproof
     /// comparisons (`fence`): then it needs no guard.
+    /// The read parts UPDATE and DELETE share: whole-row use of the target
+    /// in FROM/USING, WHERE and RETURNING is refused; RETURNING is expanded
+    /// over the target and the FROM items; and whether the WHERE may run
+    /// unguarded (no FROM item, and leakproof).
+    fn read_parts(
+        &self,
+        t: &Target<'_>,
+        alias: Option<&Ident>,
+        from: &Vec<TableWithJoins>,
+        selection: &Option<Expr>,
+        returning: Option<Vec<SelectItem>>,
+    ) -> Result<(Option<Vec<SelectItem>>, bool), PgError> {
+        let names = [t.qualifier.as_str()];
+        whole_row(t, &names, from)?;
+        whole_row(t, &names, selection)?;
+        whole_row(t, &names, &returning)?;
+        let from_names = from_qualifiers(from);
+        let returning = returning
+            .map(|r| expand_returning(r, t, &from_names))
+            .transpose()?;
+        let leakproof = from.is_empty()
+            && selection
+                .as_ref()
+                .is_some_and(|w| self.leakproof(t, alias, w));
+        Ok((returning, leakproof))
+    }
+
     fn leakproof(&self, t: &Target<'_>, alias: Option<&Ident>, w: &Expr) -> bool {
         let alias = alias.map_or_else(String::new, |a| format!(" AS {a}"));
         let Ok(mut q) = parse_select(&format!("SELECT 1 FROM {}{alias}", t.name())) else {
@@ -1176,19 +1193,9 @@ impl<'c> Writer<'_, '_, 'c> {
         let (name, alias) = plain_target(&from[0].relation)?;
         let t = self.target(&name, alias.as_ref())?;
         let del = self.access(&t, Command::Delete)?;
-        let names = [t.qualifier.as_str()];
         let using = using.unwrap_or_default();
-        whole_row(&t, &names, &using)?;
-        whole_row(&t, &names, &selection)?;
-        whole_row(&t, &names, &returning)?;
-        let using_names = from_qualifiers(&using);
-        let returning = returning
-            .map(|r| expand_returning(r, &t, &using_names))
-            .transpose()?;
-        let leakproof = using.is_empty()
-            && selection
-                .as_ref()
-                .is_some_and(|w| self.leakproof(&t, alias.as_ref(), w));
+        let (returning, leakproof) =
+            self.read_parts(&t, alias.as_ref(), &using, &selection, returning)?;
         let item = t.item(&t.qualifier, !t.aliased)?;
         let out = self.secure_mirror(
             Mirror {
