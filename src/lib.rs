@@ -23,3 +23,4 @@ pub mod settings;
 pub mod statement;
 pub mod upstream;
 pub mod wire;
+pub mod workers;

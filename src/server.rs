@@ -11,11 +11,12 @@ use tokio::sync::{Semaphore, watch};
 use crate::catalog::CatalogHandle;
 use crate::config::Config;
 use crate::policy::PolicySet;
-use crate::session::{self, Shared, tls::ServerTls};
+use crate::session::{Shared, tls::ServerTls};
 use crate::statement::cache::RewriteCache;
 use crate::upstream;
 use crate::upstream::control::Control;
 use crate::upstream::pool::Pool;
+use crate::workers::Workers;
 
 /// A proxy ready to serve: what every session shares, and the switch that
 /// tells sessions to finish.
@@ -55,7 +56,11 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     ));
     let identity = crate::auth::Sources::start(&config.auth).await?;
     let connections = Arc::new(Semaphore::new(config.server.max_connections));
-    let pool = Pool::new(config.upstream.clone(), upstream_tls.clone());
+    let pool = Pool::new(
+        config.upstream.clone(),
+        upstream_tls.clone(),
+        config.server.workers,
+    );
     let (shutdown, shutdown_rx) = watch::channel(false);
     Ok(Prepared {
         shared: Arc::new(Shared {
@@ -103,6 +108,8 @@ pub async fn serve(
         shutdown: stop,
     } = prepared;
     let reaper = tokio::spawn(reap_idle(shared.clone()));
+    let mut workers = Workers::start(shared.config.server.workers, &shared)
+        .context("cannot start the session threads")?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -125,7 +132,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     tracing::debug!(%peer, "connection");
-                    tokio::spawn(session::run(tcp, shared.clone()));
+                    workers.dispatch(tcp, &shared);
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait, then go on.

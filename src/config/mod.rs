@@ -60,6 +60,9 @@ pub struct ServerConfig {
     pub max_connections_per_user: usize,
     /// On SIGTERM/SIGINT, how long running statements may take to finish.
     pub shutdown_timeout: std::time::Duration,
+    /// Threads that serve sessions, each with its own single-threaded
+    /// runtime (`server.workers`, 0 in the file: one per CPU).
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone)]

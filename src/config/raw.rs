@@ -33,6 +33,7 @@ struct RawServer {
     max_connections: usize,
     max_connections_per_user: usize,
     shutdown_timeout_ms: u64,
+    workers: usize,
 }
 
 impl Default for RawServer {
@@ -46,6 +47,7 @@ impl Default for RawServer {
             max_connections: 1000,
             max_connections_per_user: 0,
             shutdown_timeout_ms: 30_000,
+            workers: 0,
         }
     }
 }
@@ -211,6 +213,12 @@ impl RawServer {
                 message: "must be at least 1".into(),
             });
         }
+        if self.workers > 1024 {
+            return Err(ConfigError::Invalid {
+                key: "server.workers",
+                message: "must be at most 1024 (0: one per CPU)".into(),
+            });
+        }
         Ok(ServerConfig {
             listen,
             tls,
@@ -220,6 +228,10 @@ impl RawServer {
             max_connections: self.max_connections,
             max_connections_per_user: self.max_connections_per_user,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+            workers: match self.workers {
+                0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                n => n,
+            },
         })
     }
 }

@@ -241,6 +241,7 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
         params: conn_params,
         process_id,
         secret_key,
+        home,
     } = conn;
     let ended = forward::run(
         stream,
@@ -265,6 +266,7 @@ async fn run_inner(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> 
                 params: conn_params,
                 process_id,
                 secret_key,
+                home,
             };
             shared.pool.give_back(conn, slot, status);
         }

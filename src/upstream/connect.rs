@@ -43,6 +43,9 @@ pub struct UpstreamConn {
     pub params: Vec<(String, String)>,
     pub process_id: i32,
     pub secret_key: i32,
+    /// The session thread whose runtime the socket is registered with
+    /// ([`crate::workers`]); the pool keeps it idle there.
+    pub home: usize,
 }
 
 /// Connects and authenticates. `startup` holds extra startup parameters
@@ -113,6 +116,7 @@ async fn connect_inner(
         params: conn_params,
         process_id,
         secret_key,
+        home: crate::workers::current(),
     })
 }
 

@@ -19,6 +19,7 @@ use thiserror::Error;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::UpstreamConfig;
+use crate::net::Stream;
 use crate::upstream::connect::{self, UpstreamConn, UpstreamError};
 
 /// Startup parameters of every pooled connection; `DISCARD ALL` restores them.
@@ -48,7 +49,8 @@ struct Inner {
     cfg: UpstreamConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
     permits: Arc<Semaphore>,
-    idle: Mutex<Vec<Idle>>,
+    /// Idle connections by the session thread they are registered with.
+    idle: Vec<Mutex<Vec<Idle>>>,
 }
 
 /// The upstream pool; cheap to clone.
@@ -70,26 +72,31 @@ pub struct Checkout {
 pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
 
 impl Pool {
-    pub fn new(cfg: UpstreamConfig, tls: Option<Arc<rustls::ClientConfig>>) -> Pool {
+    /// A pool for sessions on `workers` session threads.
+    pub fn new(
+        cfg: UpstreamConfig,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        workers: usize,
+    ) -> Pool {
         let permits = Arc::new(Semaphore::new(cfg.pool_size));
         Pool {
             inner: Arc::new(Inner {
                 cfg,
                 tls,
                 permits,
-                idle: Mutex::new(Vec::new()),
+                idle: (0..workers.max(1)).map(|_| Mutex::default()).collect(),
             }),
         }
     }
 
     /// Idle connections right now (for tests and metrics).
     pub fn idle_count(&self) -> usize {
-        self.idle().len()
+        (0..self.inner.idle.len()).map(|i| self.idle(i).len()).sum()
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
-        self.inner
-            .idle
+    /// The idle list of session thread `worker` (any index: wraps around).
+    fn idle(&self, worker: usize) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        self.inner.idle[worker % self.inner.idle.len()]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -142,11 +149,31 @@ impl Pool {
         }
     }
 
+    /// An idle connection of this session thread, else one of another
+    /// thread's (a plain TCP one is moved to this thread's runtime; a TLS
+    /// one cannot be taken apart and keeps being served by its own).
     fn take_idle(&self) -> Option<UpstreamConn> {
         let max_idle = self.inner.cfg.idle_timeout;
-        let mut idle = self.idle();
-        idle.retain(|c| c.since.elapsed() < max_idle);
-        idle.pop().map(|c| c.conn)
+        let here = crate::workers::current();
+        let lists = self.inner.idle.len();
+        for k in 0..lists {
+            let taken = {
+                let mut idle = self.idle(here + k);
+                idle.retain(|c| c.since.elapsed() < max_idle);
+                idle.pop()
+            };
+            let Some(Idle { conn, .. }) = taken else {
+                continue;
+            };
+            if k == 0 {
+                return Some(conn);
+            }
+            match rehome(conn, here) {
+                Ok(conn) => return Some(conn),
+                Err(e) => tracing::debug!("idle upstream connection dropped on the move: {e}"),
+            }
+        }
+        None
     }
 
     async fn open(&self) -> Result<UpstreamConn, UpstreamError> {
@@ -182,7 +209,7 @@ impl Pool {
         .await;
         match done {
             Ok(Ok(ex)) if ex.error.is_none() && ex.status == b'I' => {
-                self.idle().push(Idle {
+                self.idle(conn.home).push(Idle {
                     conn,
                     since: Instant::now(),
                 });
@@ -194,8 +221,20 @@ impl Pool {
     /// Closes idle connections past `idle_timeout`; run periodically.
     pub fn reap(&self) {
         let max_idle = self.inner.cfg.idle_timeout;
-        self.idle().retain(|c| c.since.elapsed() < max_idle);
+        for worker in 0..self.inner.idle.len() {
+            self.idle(worker).retain(|c| c.since.elapsed() < max_idle);
+        }
     }
+}
+
+/// Registers a plain TCP connection with the runtime of session thread
+/// `here` (the caller's); a TLS one is left where it is.
+fn rehome(mut conn: UpstreamConn, here: usize) -> std::io::Result<UpstreamConn> {
+    if let Stream::Plain(tcp) = conn.stream {
+        conn.stream = Stream::Plain(tokio::net::TcpStream::from_std(tcp.into_std()?)?);
+        conn.home = here;
+    }
+    Ok(conn)
 }
 
 /// The SET statements that give a fresh or reset connection a session's

@@ -468,6 +468,50 @@ async fn returned_connections_are_reset_for_the_next_session() -> anyhow::Result
     Ok(())
 }
 
+/// Sessions opened one after another go to the session threads in turn.
+/// With a single upstream connection each of them gets that connection
+/// from the pool, whichever thread opened it or last served it (a plain
+/// TCP connection moves to the taking thread), and it carries whole results
+/// there.
+pub async fn sessions_share_one_connection_across_threads(
+    proxy: &Proxy,
+    sessions: usize,
+) -> anyhow::Result<i32> {
+    let mut pids = std::collections::BTreeSet::new();
+    for i in 0..sessions {
+        let c = proxy.connect_as("alice", "alice").await?;
+        let pid: i32 = c
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .with_context(|| format!("session {i}"))?
+            .get(0);
+        let rows = c
+            .query(
+                "SELECT g, repeat('x', 200) FROM generate_series(1, 5000) AS g",
+                &[],
+            )
+            .await
+            .with_context(|| format!("session {i}"))?;
+        assert_eq!(rows.len(), 5000, "session {i}");
+        assert_eq!(rows[4999].get::<_, i32>(0), 5000, "session {i}");
+        pids.insert(pid);
+    }
+    anyhow::ensure!(
+        pids.len() == 1,
+        "pool_size = 1 but the sessions were served by backends {pids:?}"
+    );
+    Ok(pids.into_iter().next().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn one_upstream_connection_serves_sessions_on_every_thread() -> anyhow::Result<()> {
+    let db = TestDb::new("pool_threads").await?;
+    let proxy = Proxy::start(&db, "workers = 3", "pool_size = 1").await?;
+    // Seven sessions in turn visit each of the three threads at least twice.
+    sessions_share_one_connection_across_threads(&proxy, 7).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn upstream_application_name_names_the_login() -> anyhow::Result<()> {
     let db = TestDb::new("pool_application_name").await?;

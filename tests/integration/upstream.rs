@@ -525,6 +525,27 @@ async fn pgward_encrypts_the_upstream_connection_and_verifies_it() -> anyhow::Re
         assert!(version.starts_with("TLSv1."), "{version}");
     }
 
+    // A TLS connection opened on one session thread keeps serving sessions
+    // on the others.
+    let proxy = Proxy::start_for(
+        &url("127.0.0.1"),
+        database,
+        "workers = 3",
+        "tls = \"require\"\npool_size = 1",
+    )
+    .await
+    .context("pgward with upstream.tls = require and three session threads")?;
+    let pid = crate::pool::sessions_share_one_connection_across_threads(&proxy, 7).await?;
+    let ssl: bool = admin
+        .query_one(
+            "SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = $1",
+            &[&pid],
+        )
+        .await?
+        .get(0);
+    assert!(ssl, "the shared upstream connection is not encrypted");
+    drop(proxy);
+
     // disable: the hostssl-only server turns the service role away.
     serve_to_exit(&config("", &url("127.0.0.1"), "tls = \"disable\"")?)
         .await?
