@@ -14,6 +14,7 @@ pub mod error;
 pub mod explain;
 pub mod globals;
 pub mod install;
+pub mod logging;
 pub mod net;
 pub mod policy;
 pub mod rewrite;

@@ -74,7 +74,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    pgward::logging::init(matches!(cli.log_format, LogFormat::Json));
+    if matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) {
+        // This thread serves sessions too (session thread 0).
+        pgward::logging::batch_this_thread();
+    }
     // The listener's thread is session thread 0; `serve` starts the others
     // (see pgward::workers).
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -113,24 +117,13 @@ fn main() -> ExitCode {
             }
         }
     });
+    pgward::logging::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pgward: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PGWARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

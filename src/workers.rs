@@ -54,6 +54,7 @@ impl Workers {
                 .name(format!("pgward-worker-{index}"))
                 .spawn(move || {
                     WORKER.with(|w| w.set(index));
+                    crate::logging::batch_this_thread();
                     runtime.block_on(serve(rx, shared));
                 })?;
             senders.push(tx);
