@@ -38,11 +38,13 @@ use crate::config::Config;
 use crate::error::{PgError, code};
 use crate::net::Stream;
 use crate::statement::Origin;
-use crate::statement::hook::{Hook, Shape};
+use crate::statement::hook::{Forward, Hook, Shape};
 
 use self::shaping::{Action, Expect, Expectations, Shaper, Verdict};
-use crate::wire::io::{Header, WireError, copy_body, read_body, read_header, skip_body};
-use crate::wire::{MAX_STREAMED_LEN, backend, frontend};
+use crate::wire::io::{
+    Header, WireError, copy_body, read_body, read_body_into, read_header, skip_body, whole_message,
+};
+use crate::wire::{HEADER_LEN, MAX_STREAMED_LEN, backend, frontend};
 
 const BUFFER: usize = 64 * 1024;
 
@@ -208,7 +210,7 @@ pub trait Secure {
         sql: &[u8],
         origin: Origin,
         parameter_types: &[u32],
-    ) -> impl Future<Output = Result<Vec<u8>, PgError>> + Send;
+    ) -> impl Future<Output = Result<Forward, PgError>> + Send;
 
     /// The statements of the text last secured whose result the client
     /// must see in another shape, by position, in order.
@@ -221,7 +223,7 @@ impl Secure for Hook {
         sql: &[u8],
         origin: Origin,
         parameter_types: &[u32],
-    ) -> impl Future<Output = Result<Vec<u8>, PgError>> + Send {
+    ) -> impl Future<Output = Result<Forward, PgError>> + Send {
         Hook::secure_typed(self, sql, origin, parameter_types)
     }
 
@@ -281,6 +283,7 @@ where
         );
         tokio::pin!(to_upstream, to_client);
         tokio::select! {
+            biased;
             end = &mut to_upstream => match end {
                 // The other direction is parked waiting for upstream data
                 // when the connection is at rest; dropping it there is safe.
@@ -338,6 +341,8 @@ where
     let mut message: u64 = 0;
     let mut shaped = Shaped::default();
     let mut out = BytesMut::new();
+    // The body of the last Query or Parse.
+    let mut body = BytesMut::new();
     macro_rules! refuse_fatal {
         ($err:expr) => {{
             w.flush().await?;
@@ -346,6 +351,23 @@ where
         }};
     }
     loop {
+        // The common case goes without a per-message await: the whole
+        // messages at the front of the buffer that pass unchanged, with
+        // their bookkeeping, leave in one write.
+        if !skipping && shaped.is_empty() && deadline.is_none() {
+            if r.buffer().is_empty() && r.fill_buf().await?.is_empty() {
+                return Ok(ClientEnd::Closed);
+            }
+            let run = passing_client_run(r.buffer(), &mut cycle, &mut message, progress);
+            if run > 0 {
+                w.write_all(&r.buffer()[..run]).await?;
+                r.consume(run);
+                if r.buffer().is_empty() {
+                    w.flush().await?;
+                }
+                continue;
+            }
+        }
         let header = match read_header(r, MAX_STREAMED_LEN).await {
             Ok(Some(h)) => h,
             Ok(None) | Err(WireError::Eof) => return Ok(ClientEnd::Closed),
@@ -392,11 +414,15 @@ where
                         )
                     ))
                 }
-                let body = match read_body(r, header.body_len).await {
-                    Ok(b) => b,
+                if body.capacity() > BUFFER {
+                    // Not kept after a large statement.
+                    body = BytesMut::new();
+                }
+                match read_body_into(r, header.body_len, &mut body).await {
+                    Ok(()) => {}
                     Err(WireError::Io(e)) => return Err(e),
                     Err(_) => return Ok(ClientEnd::Closed),
-                };
+                }
                 out.clear();
                 let outcome = if header.tag == b'Q' {
                     cycle += 1;
@@ -410,8 +436,10 @@ where
                 match outcome {
                     Ok(()) if header.tag == b'Q' => {
                         // A Query ends the unnamed statement and portal.
-                        shaped.statements.remove(&b""[..]);
-                        shaped.portals.remove(&b""[..]);
+                        if !shaped.is_empty() {
+                            shaped.statements.remove(&b""[..]);
+                            shaped.portals.remove(&b""[..]);
+                        }
                         for &(statement, shape) in hook.shapes() {
                             progress.expectations.push(Expect {
                                 cycle: cycle - 1,
@@ -537,6 +565,40 @@ where
     }
 }
 
+/// The length of the whole client messages at the front of `buf` that go
+/// upstream unchanged while nothing is reshaped and no refusal is being
+/// skipped (Bind, Describe, Execute, Close, Flush, Sync and COPY data), after
+/// doing the bookkeeping the message-by-message path does for them. Stops
+/// at anything else (Query, Parse, Terminate, a bad length, a cut-off
+/// message), which that path then reads.
+fn passing_client_run(
+    buf: &[u8],
+    cycle: &mut u64,
+    message: &mut u64,
+    progress: &Progress,
+) -> usize {
+    let mut at = 0;
+    while let Some((tag, len)) = whole_message(&buf[at..]) {
+        match tag {
+            b'B' | b'D' | b'E' | b'C' => {
+                progress.unsynced.store(true, Ordering::Release);
+                *message += 1;
+            }
+            b'H' => progress.unsynced.store(true, Ordering::Release),
+            b'S' => {
+                *message = 0;
+                *cycle += 1;
+                progress.sent.store(*cycle, Ordering::Release);
+                progress.unsynced.store(false, Ordering::Release);
+            }
+            b'd' | b'c' | b'f' => {}
+            _ => break,
+        }
+        at += len;
+    }
+    at
+}
+
 enum Refusal {
     Statement(PgError),
     Malformed,
@@ -630,12 +692,16 @@ async fn secure_query<H: Secure>(
     out: &mut BytesMut,
 ) -> Result<(), Refusal> {
     let sql = frontend::decode_query(body).ok_or(Refusal::Malformed)?;
-    let printed = hook
+    let forward = hook
         .secure_typed(sql, Origin::Query, &[])
         .await
         .map_err(Refusal::Statement)?;
+    let printed = match &forward {
+        Forward::AsSent => sql,
+        Forward::Printed(printed) => printed,
+    };
     backend::put_message(out, b'Q', |b| {
-        b.put_slice(&printed);
+        b.put_slice(printed);
         b.put_u8(0);
     });
     Ok(())
@@ -647,14 +713,18 @@ async fn secure_parse<H: Secure>(
     out: &mut BytesMut,
 ) -> Result<(), Refusal> {
     let parse = frontend::decode_parse(body).ok_or(Refusal::Malformed)?;
-    let printed = hook
+    let forward = hook
         .secure_typed(parse.query, Origin::Parse, &parse.param_types)
         .await
         .map_err(Refusal::Statement)?;
+    let printed = match &forward {
+        Forward::AsSent => parse.query,
+        Forward::Printed(printed) => printed,
+    };
     backend::put_message(out, b'P', |b| {
         b.put_slice(parse.name);
         b.put_u8(0);
-        b.put_slice(&printed);
+        b.put_slice(printed);
         b.put_u8(0);
         b.put_i16(i16::try_from(parse.param_types.len()).unwrap_or(i16::MAX));
         for t in &parse.param_types {
@@ -771,8 +841,20 @@ where
     let mut cycle: u64 = 0;
     // Where the answers stand, for the results to reshape.
     let mut shaper = Shaper::default();
+    // The shaper's verdict on the next message, when the fast path asked
+    // for it and left the message to the message-by-message path.
+    let mut carried: Option<Verdict> = None;
     let mut upstream_fatal = false;
     let mut shutting_down = *shutdown.borrow();
+    // One wait for the whole session rather than one per message.
+    let stop = async {
+        while shutdown.changed().await.is_ok() {
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    };
+    tokio::pin!(stop);
     let mut expired = false;
     // Polled only while a deadline is set and has not passed.
     let timer = tokio::time::sleep_until(deadline.map_or_else(
@@ -809,8 +891,8 @@ where
                 Some(err) = fatal.recv() => {
                     return crate::session::send_error(w, &err).await.map(|()| false);
                 }
-                changed = shutdown.changed(), if !shutting_down => {
-                    shutting_down = changed.is_err() || *shutdown.borrow();
+                () = &mut stop, if !shutting_down => {
+                    shutting_down = true;
                     continue;
                 }
                 () = &mut timer, if deadline.is_some() && !expired => {
@@ -832,6 +914,27 @@ where
                 }
             }
         }
+        // As on the client side: the whole messages at the front of the
+        // buffer that pass as sent leave in one write.
+        if carried.is_none() {
+            let run = passing_upstream_run(
+                r.buffer(),
+                &mut shaper,
+                &mut carried,
+                &mut cycle,
+                pending,
+                progress,
+                shown.fields,
+            );
+            if run > 0 {
+                w.write_all(&r.buffer()[..run]).await?;
+                r.consume(run);
+                if r.buffer().is_empty() {
+                    w.flush().await?;
+                }
+                continue;
+            }
+        }
         let header = match read_header(r, MAX_STREAMED_LEN).await {
             Ok(Some(h)) => h,
             Ok(None) | Err(WireError::Eof) => continue,
@@ -842,7 +945,9 @@ where
                 return crate::session::send_error(w, &err).await.map(|()| false);
             }
         };
-        let verdict = shaper.answer(header.tag, &progress.expectations);
+        let verdict = carried
+            .take()
+            .unwrap_or_else(|| shaper.answer(header.tag, &progress.expectations));
         match header.tag {
             b'S' | b'E' => {
                 let body = match read_body(r, header.body_len).await {
@@ -874,26 +979,15 @@ where
                 w.write_all(&out).await?;
             }
             b'Z' => {
-                {
-                    let mut p = lock(pending);
-                    while p.front().is_some_and(|e| e.cycle <= cycle) {
-                        p.pop_front();
-                    }
-                }
-                cycle += 1;
                 let body = match read_body(r, header.body_len).await {
                     Ok(b) => b,
                     Err(WireError::Io(e)) => return Err(e),
                     Err(_) => continue,
                 };
-                if progress.own_sync.load(Ordering::Acquire) != cycle {
+                if ready_for_query(&body, &mut cycle, pending, progress) {
                     w.write_all(&header.to_bytes()).await?;
                     w.write_all(&body).await?;
                 }
-                if let Some(&status) = body.first() {
-                    progress.status.store(status, Ordering::Release);
-                }
-                progress.received.store(cycle, Ordering::Release);
             }
             _ => match verdict {
                 Verdict::Pass => {
@@ -936,6 +1030,67 @@ where
             w.flush().await?;
         }
     }
+}
+
+/// The length of the whole upstream messages at the front of `buf` that
+/// reach the client as sent, after the bookkeeping of the
+/// message-by-message path: the shaper's verdict (Pass) and, for
+/// ReadyForQuery, [`ready_for_query`]. Stops before ParameterStatus,
+/// ErrorResponse and (for policy-bound sessions) NoticeResponse without
+/// asking the shaper, and at a message with another verdict or pgward's own
+/// ReadyForQuery after asking it (the verdict goes to `carried`).
+#[allow(clippy::too_many_arguments)]
+fn passing_upstream_run(
+    buf: &[u8],
+    shaper: &mut Shaper,
+    carried: &mut Option<Verdict>,
+    cycle: &mut u64,
+    pending: &PendingQueue,
+    progress: &Progress,
+    fields: UpstreamFields,
+) -> usize {
+    let mut at = 0;
+    while let Some((tag, len)) = whole_message(&buf[at..]) {
+        match tag {
+            b'S' | b'E' => break,
+            b'N' if fields == UpstreamFields::Scrubbed => break,
+            _ => {}
+        }
+        let verdict = shaper.answer(tag, &progress.expectations);
+        let own_sync = tag == b'Z' && progress.own_sync.load(Ordering::Acquire) == *cycle + 1;
+        if verdict != Verdict::Pass || own_sync {
+            *carried = Some(verdict);
+            break;
+        }
+        if tag == b'Z' {
+            ready_for_query(&buf[at + HEADER_LEN..at + len], cycle, pending, progress);
+        }
+        at += len;
+    }
+    at
+}
+
+/// The bookkeeping of a ReadyForQuery with `body`: the refusals of the
+/// cycle it ends are settled, the cycle advances, its transaction status
+/// is kept. Whether the client sees it (not for a Sync pgward sent itself).
+fn ready_for_query(
+    body: &[u8],
+    cycle: &mut u64,
+    pending: &PendingQueue,
+    progress: &Progress,
+) -> bool {
+    {
+        let mut p = lock(pending);
+        while p.front().is_some_and(|e| e.cycle <= *cycle) {
+            p.pop_front();
+        }
+    }
+    *cycle += 1;
+    if let Some(&status) = body.first() {
+        progress.status.store(status, Ordering::Release);
+    }
+    progress.received.store(*cycle, Ordering::Release);
+    progress.own_sync.load(Ordering::Acquire) != *cycle
 }
 
 async fn copy_or_eof<R, W>(r: &mut BufReader<R>, w: &mut W, len: usize) -> std::io::Result<()>
@@ -1042,6 +1197,101 @@ mod stream_tests;
 mod tests {
     use super::*;
     use crate::wire::HEADER_LEN;
+
+    fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        backend::put_message(&mut out, tag, |b| b.put_slice(body));
+        out.to_vec()
+    }
+
+    #[test]
+    fn client_run_stops_at_what_the_hook_or_the_slow_path_reads() {
+        let progress = Progress::default();
+        let (mut cycle, mut statement_message) = (0, 0);
+        let bind = message(b'B', b"\0\0\0\0\0\0\0\0");
+        let execute = message(b'E', b"\0\0\0\0\0");
+        let sync = message(b'S', b"");
+        let query = message(b'Q', b"SELECT 1\0");
+        let pipeline = [&bind[..], &execute, &sync, &bind, &query, &sync].concat();
+        let run = passing_client_run(&pipeline, &mut cycle, &mut statement_message, &progress);
+        // Bind, Execute, Sync, Bind: the Query is the hook's.
+        assert_eq!(run, 2 * bind.len() + execute.len() + sync.len());
+        assert_eq!((cycle, statement_message), (1, 1));
+        assert_eq!(progress.sent.load(Ordering::Acquire), 1);
+        assert!(progress.unsynced.load(Ordering::Acquire));
+        // A cut-off message, and a bad length, are left to read_header.
+        assert_eq!(
+            passing_client_run(&sync[..3], &mut cycle, &mut statement_message, &progress),
+            0
+        );
+        let bad = [b'S', 0, 0, 0, 2];
+        assert_eq!(
+            passing_client_run(&bad, &mut cycle, &mut statement_message, &progress),
+            0
+        );
+        // Terminate is never passed on.
+        let terminate = message(b'X', b"");
+        assert_eq!(
+            passing_client_run(&terminate, &mut cycle, &mut statement_message, &progress),
+            0
+        );
+    }
+
+    #[test]
+    fn upstream_run_settles_ready_for_query_and_stops_at_errors() {
+        let pending: PendingQueue = Arc::default();
+        lock(&pending).push_back(Pending {
+            cycle: 0,
+            name: "pgward_refused_0".into(),
+            error: PgError::error("42501", "permission denied for table t"),
+        });
+        let progress = Progress::default();
+        let mut shaper = Shaper::default();
+        let mut carried = None;
+        let mut cycle = 0;
+        let bind_complete = message(b'2', b"");
+        let row = message(b'D', b"\0\x01\0\0\0\x01x");
+        let complete = message(b'C', b"SELECT 1\0");
+        let ready = message(b'Z', b"T");
+        let error = message(b'E', b"SERROR\0C22012\0Mdivision by zero\0\0");
+        let answers = [&bind_complete[..], &row, &complete, &ready, &error, &ready].concat();
+        let run = passing_upstream_run(
+            &answers,
+            &mut shaper,
+            &mut carried,
+            &mut cycle,
+            &pending,
+            &progress,
+            UpstreamFields::Scrubbed,
+        );
+        assert_eq!(
+            run,
+            bind_complete.len() + row.len() + complete.len() + ready.len()
+        );
+        assert_eq!(cycle, 1);
+        assert_eq!(progress.received.load(Ordering::Acquire), 1);
+        assert_eq!(progress.status.load(Ordering::Acquire), b'T');
+        assert!(
+            lock(&pending).is_empty(),
+            "the cycle's refusals are settled"
+        );
+        // The error goes to the slow path without a verdict taken for it.
+        assert_eq!(carried, None);
+        // pgward's own Sync: its ReadyForQuery is not the client's.
+        progress.own_sync.store(2, Ordering::Release);
+        let run = passing_upstream_run(
+            &ready,
+            &mut shaper,
+            &mut carried,
+            &mut cycle,
+            &pending,
+            &progress,
+            UpstreamFields::Scrubbed,
+        );
+        assert_eq!(run, 0);
+        assert_eq!(carried, Some(Verdict::Pass));
+        assert_eq!(cycle, 1, "left to the slow path");
+    }
 
     #[test]
     fn poison_error_is_substituted_only_in_its_cycle() {

@@ -13,7 +13,7 @@ use super::{Deadline, Secure, Session, Shown, UpstreamFields, pump};
 use crate::error::PgError;
 use crate::rewrite::WriteTag;
 use crate::statement::Origin;
-use crate::statement::hook::Shape;
+use crate::statement::hook::{Forward, Shape};
 use crate::wire::backend;
 use crate::wire::io::{read_body, read_header};
 
@@ -26,8 +26,9 @@ impl Secure for Verbatim {
         sql: &[u8],
         _origin: Origin,
         _parameter_types: &[u32],
-    ) -> Result<Vec<u8>, PgError> {
-        Ok(sql.to_vec())
+    ) -> Result<Forward, PgError> {
+        let _ = sql;
+        Ok(Forward::AsSent)
     }
 
     fn shapes(&self) -> &[(usize, Shape)] {
@@ -245,7 +246,7 @@ impl Secure for Scripted {
         sql: &[u8],
         _origin: Origin,
         _parameter_types: &[u32],
-    ) -> Result<Vec<u8>, PgError> {
+    ) -> Result<Forward, PgError> {
         self.last.clear();
         if sql.starts_with(b"REFUSE") {
             return Err(PgError::error("42501", "permission denied for table t"));
@@ -253,7 +254,7 @@ impl Secure for Scripted {
         if let Some((_, shapes)) = self.scripts.iter().find(|(s, _)| s.as_bytes() == sql) {
             self.last.clone_from(shapes);
         }
-        Ok(sql.to_vec())
+        Ok(Forward::Printed(sql.to_vec()))
     }
 
     fn shapes(&self) -> &[(usize, Shape)] {

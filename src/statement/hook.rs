@@ -33,6 +33,15 @@ pub enum Mode {
     },
 }
 
+/// What goes upstream for a statement text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Forward {
+    /// The client's text as sent (a BYPASSPOLICY session).
+    AsSent,
+    /// The text pgward printed from the secured syntax tree.
+    Printed(Vec<u8>),
+}
+
 pub struct Hook {
     mode: Mode,
     login: String,
@@ -164,7 +173,10 @@ impl Hook {
 
     /// The SQL to forward for a client's text, or the refusal.
     pub async fn secure(&mut self, sql: &[u8], origin: Origin) -> Result<Vec<u8>, PgError> {
-        self.secure_typed(sql, origin, &[]).await
+        Ok(match self.secure_typed(sql, origin, &[]).await? {
+            Forward::AsSent => sql.to_vec(),
+            Forward::Printed(printed) => printed,
+        })
     }
 
     /// [`Hook::secure`] for a Parse message's text with the parameter type
@@ -175,7 +187,7 @@ impl Hook {
         sql: &[u8],
         origin: Origin,
         parameter_types: &[u32],
-    ) -> Result<Vec<u8>, PgError> {
+    ) -> Result<Forward, PgError> {
         let text = std::str::from_utf8(sql).map_err(|_| {
             PgError::error(
                 "22021",
@@ -186,7 +198,7 @@ impl Hook {
         let (access, context) = match &self.mode {
             Mode::Bypass => {
                 tracing::info!(user = %self.login, "bypass statement: {text}");
-                return Ok(sql.to_vec());
+                return Ok(Forward::AsSent);
             }
             Mode::Policy { access, context } => (access.clone(), context.clone()),
         };
@@ -204,7 +216,7 @@ impl Hook {
         if let Some(hit) = self.cache.get(&key) {
             self.apply(&hit.search_path);
             self.shapes.clone_from(&hit.shapes);
-            return Ok(hit.sql.clone());
+            return Ok(Forward::Printed(hit.sql.clone()));
         }
         let mut refreshed = false;
         loop {
@@ -235,7 +247,7 @@ impl Hook {
                         ..key
                     };
                     self.cache.insert(key, entry.clone());
-                    return Ok(entry.sql.clone());
+                    return Ok(Forward::Printed(entry.sql.clone()));
                 }
                 // An unknown name may be a table created since the last
                 // snapshot: refresh once, then answer.

@@ -96,11 +96,35 @@ pub async fn read_header<R: AsyncRead + Unpin>(
     }))
 }
 
+/// The message at the start of `buf` when it is there whole: its tag and
+/// its length with the header. `None` when it is cut off or its length word
+/// is invalid ([`read_header`] then reads it, and refuses a bad length).
+pub fn whole_message(buf: &[u8]) -> Option<(u8, usize)> {
+    let head = buf.get(..HEADER_LEN)?;
+    let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+    let len = usize::try_from(len).ok().filter(|&l| l >= 4)?;
+    let total = len.checked_add(1)?;
+    (buf.len() >= total).then_some((head[0], total))
+}
+
 /// Reads a body pgward must decode.
 pub async fn read_body<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> Result<BytesMut, WireError> {
     let mut body = BytesMut::zeroed(len);
     r.read_exact(&mut body).await.map_err(eof_as)?;
     Ok(body)
+}
+
+/// [`read_body`] into `body` (emptied first), so that a loop can keep one
+/// buffer.
+pub async fn read_body_into<R: AsyncRead + Unpin>(
+    r: &mut R,
+    len: usize,
+    body: &mut BytesMut,
+) -> Result<(), WireError> {
+    body.clear();
+    body.resize(len, 0);
+    r.read_exact(body).await.map_err(eof_as)?;
+    Ok(())
 }
 
 /// Copies `len` body bytes from `r` to `w` through `r`'s own buffer: the
@@ -144,6 +168,20 @@ pub async fn skip_body<R: AsyncBufRead + Unpin>(
 mod tests {
     use super::*;
     use tokio::io::BufReader;
+
+    #[test]
+    fn whole_messages_only() {
+        let mut data = vec![b'Z', 0, 0, 0, 5, b'I', b'C'];
+        assert_eq!(whole_message(&data), Some((b'Z', 6)));
+        assert_eq!(whole_message(&data[6..]), None);
+        assert_eq!(whole_message(&data[..5]), None);
+        data.extend_from_slice(&[0, 0, 0, 4]);
+        assert_eq!(whole_message(&data[6..]), Some((b'C', 5)));
+        // A length word under 4 (or negative) is left to read_header.
+        assert_eq!(whole_message(&[b'S', 0, 0, 0, 3]), None);
+        assert_eq!(whole_message(&[b'S', 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(whole_message(&[b'S', 0x7f, 0xff, 0xff, 0xff]), None);
+    }
 
     #[tokio::test]
     async fn header_and_streamed_body() {
