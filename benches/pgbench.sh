@@ -242,7 +242,7 @@ pgward_bin="$root/target/release/pgward"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/pgward-bench.XXXXXX")"
 chmod 755 "$work"
-mkdir -p "$work/logs" "$work/policies" "$work/pgbouncer"
+mkdir -p "$work/logs" "$work/policies" "$work/pgbouncer" "$work/cpu"
 cd "$work"
 
 # File descriptors: 2 per proxied client (client + upstream socket).
@@ -371,14 +371,23 @@ start_pgward() {
 # run_pgbench TARGET LABEL ARGS... -> prints the TPS (or ERR); keeps the output.
 # As run_user / run_password when set (default BENCH_USER).
 run_pgbench() {
-  local target="$1" label="$2" out rc tps failed
+  local target="$1" label="$2" out rc tps failed pid ticks0="" ticks1="" txns
   shift 2
   out="$(mktemp "$work/logs/$target-$label.XXXXXX")"
+  pid="$(proxy_pid "$target")"
+  [ -z "$pid" ] || ticks0="$(cpu_ticks "$pid")"
   rc=0
   PGPASSWORD="${run_password:-$BENCH_PASSWORD}" timeout --kill-after=10 $((DURATION * 3 + 120)) \
     "$PGBENCH" -n -h 127.0.0.1 -p "${port_of[$target]}" -U "${run_user:-$BENCH_USER}" "$@" "$DB" >"$out" 2>&1 || rc=$?
+  [ -z "$pid" ] || ticks1="$(cpu_ticks "$pid")"
   tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out" | head -n 1)"
   failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out" | head -n 1)"
+  txns="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" | head -n 1)"
+  # The proxy's CPU time (user + system, all threads) per transaction.
+  if [ -n "$ticks0" ] && [ -n "$ticks1" ] && [ "${txns:-0}" -gt 0 ]; then
+    awk -v d=$((ticks1 - ticks0)) -v n="$txns" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f\n", d * 1e6 / hz / n}' \
+      >>"$work/cpu/$target-$label"
+  fi
   if [ "$rc" -ne 0 ] || [ -z "$tps" ] || { [ -n "$failed" ] && [ "$failed" != 0 ]; }; then
     {
       printf '  ! %s %s: pgbench exit %s, failed transactions %s; last lines:\n' "$target" "$label" "$rc" "${failed:-?}"
@@ -388,6 +397,26 @@ run_pgbench() {
     return 0
   fi
   echo "$tps"
+}
+
+CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
+# The proxy process behind a target (none for direct).
+proxy_pid() {
+  case "$1" in
+    pgward) echo "${pgward_pid:-}" ;;
+    pgbouncer) cat "$work/pgbouncer/pgbouncer.pid" 2>/dev/null || true ;;
+  esac
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || true; }
+# Median CPU microseconds per transaction of TARGET in runs labelled LABEL.
+cpu_of() {
+  local f="$work/cpu/$1-$2"
+  if [ -s "$f" ]; then
+    # shellcheck disable=SC2046
+    median $(cat "$f") | awk '{ if ($1 == "ERR") print "-"; else printf "%.1f", $1 }'
+  else
+    echo "-"
+  fi
 }
 
 median() {
@@ -502,15 +531,19 @@ for mode in $MODES; do
 done
 
 echo
-printf '%-9s %7s %12s %20s %20s\n' mode clients "direct TPS" "pgward TPS (ratio)" "pgbouncer TPS (ratio)"
-printf '%-9s %7s %12s %20s %20s\n' --------- ------- ------------ -------------------- --------------------
+note "CPU: the proxy process's CPU time (user + system, every thread) per transaction, in microseconds"
+printf '%-9s %7s %12s %20s %20s %11s %11s\n' mode clients "direct TPS" "pgward TPS (ratio)" "pgbouncer TPS (ratio)" \
+  "pgward CPU" "pgbouncer CPU"
+printf '%-9s %7s %12s %20s %20s %11s %11s\n' --------- ------- ------------ -------------------- -------------------- \
+  ----------- -----------
 for mode in $MODES; do
   for c in $CLIENTS; do
     d="${tps_of[$mode:$c:direct]}"
     w="${tps_of[$mode:$c:pgward]}"
     b="${tps_of[$mode:$c:pgbouncer]}"
-    printf '%-9s %7s %12s %20s %20s\n' "$mode" "$c" "$(fmt_tps "$d")" \
-      "$(fmt_tps "$w") ($(fmt_ratio "$w" "$d"))" "$(fmt_tps "$b") ($(fmt_ratio "$b" "$d"))"
+    printf '%-9s %7s %12s %20s %20s %11s %11s\n' "$mode" "$c" "$(fmt_tps "$d")" \
+      "$(fmt_tps "$w") ($(fmt_ratio "$w" "$d"))" "$(fmt_tps "$b") ($(fmt_ratio "$b" "$d"))" \
+      "$(cpu_of pgward "$mode-c$c")" "$(cpu_of pgbouncer "$mode-c$c")"
   done
 done
 
