@@ -11,12 +11,16 @@
 
 use std::cell::RefCell;
 use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Collected bytes past which a session thread writes at once.
 const LIMIT: usize = 16 * 1024;
 
 /// How long a session thread's line may wait to be written.
 const WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Lines are plain text (no colours, no JSON) and sanitized by [`Stderr`].
+static PLAIN: AtomicBool = AtomicBool::new(false);
 
 #[derive(Default)]
 struct Lines {
@@ -183,6 +187,62 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for MakeStderr {
     }
 }
 
+/// Logs a statement of a BYPASSPOLICY session, the audit trail: at INFO,
+/// target `pgward::statement::hook`, `bypass statement: <text>` with the
+/// field `user`. For plain text lines pgward writes the line itself, in
+/// the form the formatting layer gives it (the tests hold the two
+/// together): the layer's general formatting of a line is most of what
+/// forwarding a statement costs otherwise.
+pub fn bypass_statement(login: &str, text: &str) {
+    if !tracing::enabled!(target: "pgward::statement::hook", tracing::Level::INFO) {
+        return;
+    }
+    if !PLAIN.load(Ordering::Relaxed) {
+        tracing::info!(target: "pgward::statement::hook", user = %login, "bypass statement: {text}");
+        return;
+    }
+    let mut line = Vec::with_capacity(text.len() + login.len() + 96);
+    timestamp(std::time::SystemTime::now(), &mut line);
+    line.extend_from_slice(b"  INFO pgward::statement::hook: bypass statement: ");
+    line.extend_from_slice(text.as_bytes());
+    line.extend_from_slice(b" user=");
+    line.extend_from_slice(login.as_bytes());
+    line.push(b'\n');
+    let mut w = Stderr {
+        urgent: false,
+        sanitize: true,
+    };
+    // Nowhere to report a failed write of the log itself.
+    let _ = w.write_all(&line);
+}
+
+/// `2026-11-23T23:43:35.298692Z` (UTC, microseconds), as the formatting
+/// layer writes its timestamps.
+fn timestamp(at: std::time::SystemTime, out: &mut Vec<u8>) {
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, in_day) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date (the proleptic Gregorian calendar), after
+    // Howard Hinnant's `civil_from_days`.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        in_day / 3_600,
+        in_day / 60 % 60,
+        in_day % 60,
+        since.subsec_micros()
+    );
+}
+
 /// Text or JSON lines on stderr, filtered by `PGWARD_LOG` (default
 /// `info`); colours only on a terminal.
 pub fn init(json: bool) {
@@ -193,6 +253,7 @@ pub fn init(json: bool) {
     // hold escapes of their own, and JSON has its own escaping, so there
     // the library sanitizes the values.
     let ours = !json && !ansi;
+    PLAIN.store(ours, Ordering::Relaxed);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
@@ -229,6 +290,62 @@ mod tests {
         );
         // A lone lead byte or one before a non-C1 character stays.
         assert_eq!(sanitize(&[0xc2, 0xa0, 0xc2]), vec![0xc2, 0xa0, 0xc2]);
+    }
+
+    #[test]
+    fn timestamps_read_as_the_formatting_layer_writes_them() {
+        use std::time::{Duration, UNIX_EPOCH};
+        for (secs, micros, shown) in [
+            (0, 0, "1970-01-01T00:00:00.000000Z"),
+            (951_782_400, 7, "2000-02-29T00:00:00.000007Z"),
+            (1_795_477_415, 298_692, "2026-11-23T23:43:35.298692Z"),
+            (4_107_542_399, 999_999, "2100-02-28T23:59:59.999999Z"),
+        ] {
+            let at = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
+            let mut ours = Vec::new();
+            timestamp(at, &mut ours);
+            assert_eq!(String::from_utf8(ours).unwrap(), shown);
+        }
+    }
+
+    /// The audit line pgward writes itself equals the formatting layer's
+    /// line for the same event, but for the timestamp.
+    #[test]
+    fn the_audit_line_is_the_layers_line() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let (login, text) = ("o'brien", "SELECT 'a b', $1 FROM t WHERE x = 'é'");
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "pgward::statement::hook", user = %login, "bypass statement: {text}");
+        });
+        let layer = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let mut ours = Vec::new();
+        timestamp(std::time::SystemTime::now(), &mut ours);
+        ours.extend_from_slice(b"  INFO pgward::statement::hook: bypass statement: ");
+        ours.extend_from_slice(text.as_bytes());
+        ours.extend_from_slice(b" user=");
+        ours.extend_from_slice(login.as_bytes());
+        ours.push(b'\n');
+        let ours = String::from_utf8(ours).unwrap();
+        let stamp = "2026-11-23T23:43:35.298692Z".len();
+        assert_eq!(&layer[stamp..], &ours[stamp..]);
+        assert!(layer.as_bytes()[stamp - 1] == b'Z' && layer.as_bytes()[10] == b'T');
     }
 
     #[test]

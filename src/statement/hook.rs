@@ -197,7 +197,7 @@ impl Hook {
         self.shapes.clear();
         let (access, context) = match &self.mode {
             Mode::Bypass => {
-                tracing::info!(user = %self.login, "bypass statement: {text}");
+                crate::logging::bypass_statement(&self.login, text);
                 return Ok(Forward::AsSent);
             }
             Mode::Policy { access, context } => (access.clone(), context.clone()),
