@@ -1,6 +1,7 @@
 //! Integration tests against a real PostgreSQL: one binary, one throwaway
 //! cluster for all of them (see `harness`), a fresh database per test.
 
+mod audit;
 mod auth;
 mod bits;
 mod bits_plan;
