@@ -201,19 +201,26 @@ pub fn bypass_statement(login: &str, text: &str) {
         tracing::info!(target: "pgward::statement::hook", user = %login, "bypass statement: {text}");
         return;
     }
-    let mut line = Vec::with_capacity(text.len() + login.len() + 96);
-    timestamp(std::time::SystemTime::now(), &mut line);
-    line.extend_from_slice(b"  INFO pgward::statement::hook: bypass statement: ");
-    line.extend_from_slice(text.as_bytes());
-    line.extend_from_slice(b" user=");
-    line.extend_from_slice(login.as_bytes());
-    line.push(b'\n');
+    let line = bypass_line(std::time::SystemTime::now(), login, text);
     let mut w = Stderr {
         urgent: false,
         sanitize: true,
     };
     // Nowhere to report a failed write of the log itself.
     let _ = w.write_all(&line);
+}
+
+/// The audit line of [`bypass_statement`] as the formatting layer writes
+/// it for plain text, unsanitized.
+fn bypass_line(at: std::time::SystemTime, login: &str, text: &str) -> Vec<u8> {
+    let mut line = Vec::with_capacity(text.len() + login.len() + 96);
+    timestamp(at, &mut line);
+    line.extend_from_slice(b"  INFO pgward::statement::hook: bypass statement: ");
+    line.extend_from_slice(text.as_bytes());
+    line.extend_from_slice(b" user=");
+    line.extend_from_slice(login.as_bytes());
+    line.push(b'\n');
+    line
 }
 
 /// `2026-11-23T23:43:35.298692Z` (UTC, microseconds), as the formatting
@@ -335,14 +342,8 @@ mod tests {
             tracing::info!(target: "pgward::statement::hook", user = %login, "bypass statement: {text}");
         });
         let layer = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        let mut ours = Vec::new();
-        timestamp(std::time::SystemTime::now(), &mut ours);
-        ours.extend_from_slice(b"  INFO pgward::statement::hook: bypass statement: ");
-        ours.extend_from_slice(text.as_bytes());
-        ours.extend_from_slice(b" user=");
-        ours.extend_from_slice(login.as_bytes());
-        ours.push(b'\n');
-        let ours = String::from_utf8(ours).unwrap();
+        let ours =
+            String::from_utf8(bypass_line(std::time::SystemTime::now(), login, text)).unwrap();
         let stamp = "2026-11-23T23:43:35.298692Z".len();
         assert_eq!(&layer[stamp..], &ours[stamp..]);
         assert!(layer.as_bytes()[stamp - 1] == b'Z' && layer.as_bytes()[10] == b'T');

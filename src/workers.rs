@@ -76,12 +76,7 @@ impl Workers {
             Ok(std) => {
                 if let Err(mpsc::error::SendError(std)) = self.senders[turn - 1].send(std) {
                     tracing::warn!("session thread {turn} is gone; serving the client here");
-                    match TcpStream::from_std(std) {
-                        Ok(tcp) => {
-                            tokio::spawn(session::run(tcp, shared.clone()));
-                        }
-                        Err(e) => tracing::warn!("cannot register a client connection: {e}"),
-                    }
+                    spawn_session(std, shared);
                 }
             }
             Err(e) => tracing::warn!("cannot hand a client connection over: {e}"),
@@ -92,11 +87,17 @@ impl Workers {
 /// A session thread's loop: runs a session for each connection it is handed.
 async fn serve(mut rx: mpsc::UnboundedReceiver<std::net::TcpStream>, shared: Arc<Shared>) {
     while let Some(std) = rx.recv().await {
-        match TcpStream::from_std(std) {
-            Ok(tcp) => {
-                tokio::spawn(session::run(tcp, shared.clone()));
-            }
-            Err(e) => tracing::warn!("cannot register a client connection: {e}"),
+        spawn_session(std, &shared);
+    }
+}
+
+/// Registers a client connection handed over from another thread with this
+/// thread's runtime and runs its session here.
+fn spawn_session(std: std::net::TcpStream, shared: &Arc<Shared>) {
+    match TcpStream::from_std(std) {
+        Ok(tcp) => {
+            tokio::spawn(session::run(tcp, shared.clone()));
         }
+        Err(e) => tracing::warn!("cannot register a client connection: {e}"),
     }
 }

@@ -360,11 +360,7 @@ where
             }
             let run = passing_client_run(r.buffer(), &mut cycle, &mut message, progress);
             if run > 0 {
-                w.write_all(&r.buffer()[..run]).await?;
-                r.consume(run);
-                if r.buffer().is_empty() {
-                    w.flush().await?;
-                }
+                pass_run(r, w, run).await?;
                 continue;
             }
         }
@@ -927,11 +923,7 @@ where
                 shown.fields,
             );
             if run > 0 {
-                w.write_all(&r.buffer()[..run]).await?;
-                r.consume(run);
-                if r.buffer().is_empty() {
-                    w.flush().await?;
-                }
+                pass_run(r, w, run).await?;
                 continue;
             }
         }
@@ -1091,6 +1083,26 @@ fn ready_for_query(
     }
     progress.received.store(*cycle, Ordering::Release);
     progress.own_sync.load(Ordering::Acquire) != *cycle
+}
+
+/// Writes the `run` bytes at the front of `r`'s buffer (whole messages a
+/// fast-path scan let through) and consumes them; flushes when nothing more
+/// is buffered.
+async fn pass_run<R, W>(
+    r: &mut BufReader<R>,
+    w: &mut BufWriter<W>,
+    run: usize,
+) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    w.write_all(&r.buffer()[..run]).await?;
+    r.consume(run);
+    if r.buffer().is_empty() {
+        w.flush().await?;
+    }
+    Ok(())
 }
 
 async fn copy_or_eof<R, W>(r: &mut BufReader<R>, w: &mut W, len: usize) -> std::io::Result<()>
