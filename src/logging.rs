@@ -3,15 +3,16 @@
 //!
 //! A BYPASSPOLICY session logs every statement it runs (the audit trail),
 //! so under load a session thread would make one `write` per statement. A
-//! session thread instead collects its lines and writes them in one go
-//! [`WAIT`] after the first of them, as soon as they pass [`LIMIT`] bytes,
-//! with the next warning or error (those are written at once, after what
-//! the thread collected before them), and when the thread ends. Lines are
-//! whole when written, so threads never interleave within a line.
+//! session thread instead collects its lines, and a writer thread writes
+//! them [`WAIT`] after the first of them. The session thread itself writes
+//! what it collected as soon as it passes [`LIMIT`] bytes and with the next
+//! warning or error (those are never held back). Lines are whole when
+//! written, so threads never interleave within a line.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 /// Collected bytes past which a session thread writes at once.
 const LIMIT: usize = 16 * 1024;
@@ -22,66 +23,115 @@ const WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 /// Lines are plain text (no colours, no JSON) and sanitized by [`Stderr`].
 static PLAIN: AtomicBool = AtomicBool::new(false);
 
+/// The lines one session thread collected. A session thread lives as long
+/// as the process, so its batch does too.
 #[derive(Default)]
-struct Lines {
-    bytes: Vec<u8>,
-    /// Whether this thread collects (session threads) or writes at once.
-    batched: bool,
-    /// A task on this thread's runtime will write the lines.
-    timer: bool,
+struct Batch {
+    bytes: Mutex<Vec<u8>>,
 }
 
-impl Lines {
-    fn write_out(&mut self) {
-        if !self.bytes.is_empty() {
-            // Nowhere to report a failed write of the log itself.
-            let _ = io::stderr().lock().write_all(&self.bytes);
-            self.bytes.clear();
+impl Batch {
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.bytes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends the line `put` writes; writes at once when `urgent` or past
+    /// [`LIMIT`], else has the writer thread write it soon.
+    fn append(&self, urgent: bool, put: impl FnOnce(&mut Vec<u8>)) {
+        let mut bytes = self.lock();
+        let first = bytes.is_empty();
+        put(&mut bytes);
+        if urgent || bytes.len() >= LIMIT {
+            write_out(&mut bytes);
+        } else if first && let Some(Some(writer)) = WRITER.get() {
+            writer.unpark();
         }
     }
 }
 
-impl Drop for Lines {
-    fn drop(&mut self) {
-        self.write_out();
+fn write_out(bytes: &mut Vec<u8>) {
+    if !bytes.is_empty() {
+        // Nowhere to report a failed write of the log itself.
+        let _ = io::stderr().lock().write_all(bytes);
+        bytes.clear();
     }
 }
+
+/// Every session thread's batch.
+static BATCHES: Mutex<Vec<&'static Batch>> = Mutex::new(Vec::new());
+
+/// The thread that writes the batches, unparked by a batch's first line
+/// (`None`: it could not be started, and lines are written at once).
+static WRITER: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
 
 thread_local! {
-    static LINES: RefCell<Lines> = RefCell::default();
+    static BATCH: Cell<Option<&'static Batch>> = const { Cell::new(None) };
 }
 
-/// From now on this thread's lines are collected. Only for a thread that
-/// runs a single-threaded tokio runtime (where the write is scheduled) and
-/// calls [`flush`] before it ends unless the thread's end does.
+/// From now on this thread's lines are collected; [`flush`] writes what
+/// every thread collected.
 pub fn batch_this_thread() {
-    let _ = LINES.try_with(|l| l.borrow_mut().batched = true);
-}
-
-/// Writes this thread's lines [`WAIT`] from now, on its runtime.
-fn schedule_write() -> bool {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return false;
-    };
-    runtime.spawn(async {
-        tokio::time::sleep(WAIT).await;
-        let _ = LINES.try_with(|l| {
-            if let Ok(mut lines) = l.try_borrow_mut() {
-                lines.timer = false;
-                lines.write_out();
-            }
-        });
+    if BATCH.with(Cell::get).is_some() {
+        return;
+    }
+    let writer = WRITER.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("pgward-log".into())
+            .spawn(|| {
+                loop {
+                    std::thread::park();
+                    std::thread::sleep(WAIT);
+                    flush();
+                }
+            })
+            .ok()
+            .map(|handle| handle.thread().clone())
     });
-    true
+    if writer.is_none() {
+        return;
+    }
+    let batch: &'static Batch = Box::leak(Box::default());
+    BATCHES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(batch);
+    BATCH.with(|b| b.set(Some(batch)));
 }
 
-/// Writes what this thread has collected.
+/// Writes what the session threads have collected.
 pub fn flush() {
-    let _ = LINES.try_with(|l| {
-        if let Ok(mut lines) = l.try_borrow_mut() {
-            lines.write_out();
+    let batches = BATCHES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    for batch in batches {
+        write_out(&mut batch.lock());
+    }
+}
+
+/// Writes the line `put` writes, sanitized when `sanitizing` (see
+/// [`sanitize`]): collected on a session thread, else at once.
+fn emit(urgent: bool, sanitizing: bool, put: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+    let line = |out: &mut Vec<u8>| {
+        let start = out.len();
+        put(out);
+        if sanitizing && needs_escaping(&out[start..]) {
+            let escaped = sanitize(&out[start..]);
+            out.truncate(start);
+            out.extend_from_slice(&escaped);
         }
-    });
+    };
+    match BATCH.try_with(Cell::get).ok().flatten() {
+        Some(batch) => {
+            batch.append(urgent, line);
+            Ok(())
+        }
+        None => {
+            let mut bytes = Vec::new();
+            line(&mut bytes);
+            io::stderr().lock().write_all(&bytes)
+        }
+    }
 }
 
 /// The writer `tracing` formats each line into; `urgent` for warnings and
@@ -94,35 +144,7 @@ pub struct Stderr {
 
 impl Write for Stderr {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let escaped;
-        let line = if self.sanitize && needs_escaping(buf) {
-            escaped = sanitize(buf);
-            &escaped[..]
-        } else {
-            buf
-        };
-        let collected = LINES.try_with(|l| {
-            let Ok(mut lines) = l.try_borrow_mut() else {
-                return false;
-            };
-            if !lines.batched {
-                return false;
-            }
-            if !lines.timer {
-                if !schedule_write() {
-                    return false;
-                }
-                lines.timer = true;
-            }
-            lines.bytes.extend_from_slice(line);
-            if self.urgent || lines.bytes.len() >= LIMIT {
-                lines.write_out();
-            }
-            true
-        });
-        if collected != Ok(true) {
-            io::stderr().lock().write_all(line)?;
-        }
+        emit(self.urgent, self.sanitize, |out| out.extend_from_slice(buf))?;
         Ok(buf.len())
     }
 
@@ -132,10 +154,21 @@ impl Write for Stderr {
 }
 
 /// Whether a line holds a byte [`sanitize`] rewrites (the lead byte of
-/// C1 controls, U+0080 to U+009F, counts; most lines hold none).
+/// C1 controls, U+0080 to U+009F, counts; most lines hold none). Runs of
+/// printable ASCII, most of a line, are passed over sixteen bytes at a
+/// time.
 fn needs_escaping(line: &[u8]) -> bool {
-    line.iter()
-        .any(|b| matches!(b, 0x07 | 0x08 | 0x0c | 0x1b | 0x7f | 0xc2))
+    let escaped = |b: &u8| matches!(b, 0x07 | 0x08 | 0x0c | 0x1b | 0x7f | 0xc2);
+    let mut chunks = line.chunks_exact(16);
+    for chunk in &mut chunks {
+        let printable = chunk
+            .iter()
+            .fold(true, |all, b| all & (0x20..0x7f).contains(b));
+        if !printable && chunk.iter().any(escaped) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(escaped)
 }
 
 /// A plain-text line with the characters a terminal acts on written as
@@ -194,33 +227,32 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for MakeStderr {
 /// together): the layer's general formatting of a line is most of what
 /// forwarding a statement costs otherwise.
 pub fn bypass_statement(login: &str, text: &str) {
-    if !tracing::enabled!(target: "pgward::statement::hook", tracing::Level::INFO) {
-        return;
-    }
     if !PLAIN.load(Ordering::Relaxed) {
         tracing::info!(target: "pgward::statement::hook", user = %login, "bypass statement: {text}");
         return;
     }
-    let line = bypass_line(std::time::SystemTime::now(), login, text);
-    let mut w = Stderr {
-        urgent: false,
-        sanitize: true,
-    };
+    // The filter is set once, with PLAIN (see `init`).
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    if !*ENABLED
+        .get_or_init(|| tracing::enabled!(target: "pgward::statement::hook", tracing::Level::INFO))
+    {
+        return;
+    }
+    let at = std::time::SystemTime::now();
     // Nowhere to report a failed write of the log itself.
-    let _ = w.write_all(&line);
+    let _ = emit(false, true, |out| put_bypass_line(at, login, text, out));
 }
 
-/// The audit line of [`bypass_statement`] as the formatting layer writes
-/// it for plain text, unsanitized.
-fn bypass_line(at: std::time::SystemTime, login: &str, text: &str) -> Vec<u8> {
-    let mut line = Vec::with_capacity(text.len() + login.len() + 96);
-    timestamp(at, &mut line);
-    line.extend_from_slice(b"  INFO pgward::statement::hook: bypass statement: ");
-    line.extend_from_slice(text.as_bytes());
-    line.extend_from_slice(b" user=");
-    line.extend_from_slice(login.as_bytes());
-    line.push(b'\n');
-    line
+/// Appends the audit line of [`bypass_statement`] as the formatting layer
+/// writes it for plain text, unsanitized.
+fn put_bypass_line(at: std::time::SystemTime, login: &str, text: &str, out: &mut Vec<u8>) {
+    out.reserve(text.len() + login.len() + 96);
+    timestamp(at, out);
+    out.extend_from_slice(b"  INFO pgward::statement::hook: bypass statement: ");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b" user=");
+    out.extend_from_slice(login.as_bytes());
+    out.push(b'\n');
 }
 
 /// `2026-11-23T23:43:35.298692Z` (UTC, microseconds), as the formatting
@@ -228,6 +260,27 @@ fn bypass_line(at: std::time::SystemTime, login: &str, text: &str) -> Vec<u8> {
 fn timestamp(at: std::time::SystemTime, out: &mut Vec<u8>) {
     let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
+    // Most lines fall in the second of the line before.
+    let (second, shown) = LAST_SECOND.get();
+    let shown = if second == secs && shown[0] != 0 {
+        shown
+    } else {
+        let shown = whole_seconds(secs);
+        LAST_SECOND.set((secs, shown));
+        shown
+    };
+    out.extend_from_slice(&shown);
+    put_decimal(u64::from(since.subsec_micros()), 6, out);
+    out.push(b'Z');
+}
+
+thread_local! {
+    /// The last second [`timestamp`] wrote, and how.
+    static LAST_SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((0, [0; 20])) };
+}
+
+/// `2026-11-23T23:43:35.` for `secs` since the epoch (years up to 9999).
+fn whole_seconds(secs: u64) -> [u8; 20] {
     let (days, in_day) = (secs / 86_400, secs % 86_400);
     // Days to a civil date (the proleptic Gregorian calendar), after
     // Howard Hinnant's `civil_from_days`.
@@ -240,14 +293,38 @@ fn timestamp(at: std::time::SystemTime, out: &mut Vec<u8>) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        in_day / 3_600,
-        in_day / 60 % 60,
-        in_day % 60,
-        since.subsec_micros()
-    );
+    // By hand rather than through `write!`, which costs more than the rest
+    // of a line.
+    let mut shown = Vec::with_capacity(20);
+    for (value, width, then) in [
+        (year.min(9_999), 4, b'-'),
+        (month, 2, b'-'),
+        (day, 2, b'T'),
+        (in_day / 3_600, 2, b':'),
+        (in_day / 60 % 60, 2, b':'),
+        (in_day % 60, 2, b'.'),
+    ] {
+        put_decimal(value, width, &mut shown);
+        shown.push(then);
+    }
+    let mut fixed = [0; 20];
+    fixed.copy_from_slice(&shown);
+    fixed
+}
+
+/// `n` in decimal, zero-padded to at least `width` digits.
+fn put_decimal(mut n: u64, width: usize, out: &mut Vec<u8>) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] += (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at.min(digits.len() - width)..]);
 }
 
 /// Text or JSON lines on stderr, filtered by `PGWARD_LOG` (default
@@ -306,6 +383,8 @@ mod tests {
             (0, 0, "1970-01-01T00:00:00.000000Z"),
             (951_782_400, 7, "2000-02-29T00:00:00.000007Z"),
             (1_795_477_415, 298_692, "2026-11-23T23:43:35.298692Z"),
+            // The second just written, again.
+            (1_795_477_415, 5, "2026-11-23T23:43:35.000005Z"),
             (4_107_542_399, 999_999, "2100-02-28T23:59:59.999999Z"),
         ] {
             let at = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
@@ -342,36 +421,52 @@ mod tests {
             tracing::info!(target: "pgward::statement::hook", user = %login, "bypass statement: {text}");
         });
         let layer = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        let ours =
-            String::from_utf8(bypass_line(std::time::SystemTime::now(), login, text)).unwrap();
+        let mut ours = Vec::new();
+        put_bypass_line(std::time::SystemTime::now(), login, text, &mut ours);
+        let ours = String::from_utf8(ours).unwrap();
         let stamp = "2026-11-23T23:43:35.298692Z".len();
         assert_eq!(&layer[stamp..], &ours[stamp..]);
         assert!(layer.as_bytes()[stamp - 1] == b'Z' && layer.as_bytes()[10] == b'T');
     }
 
     #[test]
-    fn a_session_thread_collects_until_flushed() {
+    fn every_byte_to_escape_is_found_wherever_it_stands() {
+        let line = b"SELECT * FROM pgbench_accounts WHERE aid = 1\tAND\n x = '\xc3\xa9'";
+        assert!(!needs_escaping(line));
+        for at in 0..line.len() {
+            for b in [0x07, 0x08, 0x0c, 0x1b, 0x7f, 0xc2] {
+                let mut with = line.to_vec();
+                with[at] = b;
+                assert!(needs_escaping(&with), "byte {b:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_session_thread_collects_until_the_writer_writes() {
         std::thread::spawn(|| {
             batch_this_thread();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let mut w = Stderr {
-                    urgent: false,
-                    sanitize: true,
-                };
-                w.write_all(b"one \x1b\n").unwrap();
-                let held = LINES.with(|l| l.borrow().bytes.clone());
-                assert_eq!(held, b"one \\x1b\n");
-                let mut w = Stderr {
-                    urgent: true,
-                    sanitize: false,
-                };
-                w.write_all(b"two\n").unwrap();
-                assert!(LINES.with(|l| l.borrow().bytes.is_empty()));
-            });
+            let batch = BATCH.with(Cell::get).unwrap();
+            let mut w = Stderr {
+                urgent: false,
+                sanitize: true,
+            };
+            // Held, sanitized, until the writer thread's turn (unless its
+            // turn came in between).
+            w.write_all(b"logging test line \x1b\n").unwrap();
+            let held = batch.lock().clone();
+            assert!(held.is_empty() || held.ends_with(b"logging test line \\x1b\n"));
+            let started = std::time::Instant::now();
+            while !batch.lock().is_empty() {
+                assert!(started.elapsed() < std::time::Duration::from_secs(10));
+                std::thread::sleep(WAIT);
+            }
+            let mut w = Stderr {
+                urgent: true,
+                sanitize: false,
+            };
+            w.write_all(b"logging test line two\n").unwrap();
+            assert!(batch.lock().is_empty());
         })
         .join()
         .unwrap();
