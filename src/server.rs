@@ -107,7 +107,7 @@ pub async fn serve(
         shared,
         shutdown: stop,
     } = prepared;
-    let reaper = tokio::spawn(reap_idle(shared.clone()));
+    start_reaper(&shared).context("cannot start the idle connection reaper")?;
     let mut workers = Workers::start(shared.config.server.workers, &shared)
         .context("cannot start the session threads")?;
     tokio::pin!(shutdown);
@@ -115,7 +115,6 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => {
                 drop(listener);
-                reaper.abort();
                 let _ = stop.send(true);
                 let max = u32::try_from(shared.config.server.max_connections).unwrap_or(u32::MAX);
                 let timeout = shared.config.server.shutdown_timeout;
@@ -144,12 +143,22 @@ pub async fn serve(
     }
 }
 
-/// Closes idle upstream connections past `upstream.idle_timeout`.
-async fn reap_idle(shared: Arc<Shared>) {
+/// Closes idle upstream connections past `upstream.idle_timeout`, until
+/// the server's state is gone. On a thread of its own: a timer on a session
+/// thread's runtime would cost each of that thread's wake-ups a look at it.
+fn start_reaper(shared: &Arc<Shared>) -> std::io::Result<()> {
     let every = (shared.config.upstream.idle_timeout / 2).max(std::time::Duration::from_secs(1));
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        shared.pool.reap();
-    }
+    let shared = Arc::downgrade(shared);
+    std::thread::Builder::new()
+        .name("pgward-reaper".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                shared.pool.reap();
+            }
+        })
+        .map(drop)
 }
