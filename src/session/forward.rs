@@ -31,8 +31,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
+use std::task::Poll;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::{mpsc, watch};
+
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::error::{PgError, code};
@@ -129,12 +131,24 @@ struct Progress {
     /// The ReadyForQuery cycle of a Sync pgward sent itself (0: none): its
     /// ReadyForQuery is not the client's.
     own_sync: AtomicU64,
+    /// A fatal error the client side handed to the upstream side to send
+    /// at a message boundary, after which the client side ends. Both sides
+    /// are polled by one task, which polls the upstream side next (see
+    /// [`pump`]), so no wake-up is needed.
+    fatal: Mutex<Option<PgError>>,
 }
 
 impl Progress {
     fn at_rest(&self) -> bool {
         self.sent.load(Ordering::Acquire) == self.received.load(Ordering::Acquire)
             && !self.unsynced.load(Ordering::Acquire)
+    }
+
+    fn take_fatal(&self) -> Option<PgError> {
+        self.fatal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -215,6 +229,13 @@ pub trait Secure {
     /// The statements of the text last secured whose result the client
     /// must see in another shape, by position, in order.
     fn shapes(&self) -> &[(usize, Shape)];
+
+    /// Whether a Query or Parse text goes upstream as sent, without
+    /// `secure_typed`; then it has been logged, and has no shapes.
+    fn passes_as_sent(&mut self, sql: &str) -> bool {
+        let _ = sql;
+        false
+    }
 }
 
 impl Secure for Hook {
@@ -229,6 +250,10 @@ impl Secure for Hook {
 
     fn shapes(&self) -> &[(usize, Shape)] {
         Hook::shapes(self)
+    }
+
+    fn passes_as_sent(&mut self, sql: &str) -> bool {
+        Hook::passes_as_sent(self, sql)
     }
 }
 
@@ -258,7 +283,6 @@ where
         status: AtomicU8::new(b'I'),
         ..Progress::default()
     };
-    let (fatal_tx, fatal_rx) = mpsc::channel::<PgError>(1);
 
     let reusable = {
         let to_upstream = client_to_upstream(
@@ -267,7 +291,6 @@ where
             hook,
             &pending,
             &progress,
-            &fatal_tx,
             max_message,
             deadline,
         );
@@ -276,7 +299,6 @@ where
             client_w,
             &pending,
             &progress,
-            fatal_rx,
             &mut shutdown,
             deadline,
             shown,
@@ -322,7 +344,6 @@ async fn client_to_upstream<R, W, H>(
     hook: &mut H,
     pending: &PendingQueue,
     progress: &Progress,
-    fatal: &mpsc::Sender<PgError>,
     max_message: usize,
     deadline: Option<&Deadline>,
 ) -> std::io::Result<ClientEnd>
@@ -346,7 +367,10 @@ where
     macro_rules! refuse_fatal {
         ($err:expr) => {{
             w.flush().await?;
-            let _ = fatal.send($err).await;
+            *progress
+                .fatal
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some($err);
             return Ok(ClientEnd::Fatal);
         }};
     }
@@ -358,7 +382,13 @@ where
             if r.buffer().is_empty() && r.fill_buf().await?.is_empty() {
                 return Ok(ClientEnd::Closed);
             }
-            let run = passing_client_run(r.buffer(), &mut cycle, &mut message, progress);
+            let run = passing_client_run(
+                r.buffer(),
+                hook,
+                max_message,
+                (&mut cycle, &mut message),
+                progress,
+            );
             if run > 0 {
                 pass_run(r, w, run).await?;
                 continue;
@@ -563,19 +593,45 @@ where
 
 /// The length of the whole client messages at the front of `buf` that go
 /// upstream unchanged while nothing is reshaped and no refusal is being
-/// skipped (Bind, Describe, Execute, Close, Flush, Sync and COPY data), after
+/// skipped (Bind, Describe, Execute, Close, Flush, Sync, COPY data, and the
+/// Query and Parse messages whose text `hook` lets pass as sent), after
 /// doing the bookkeeping the message-by-message path does for them. Stops
-/// at anything else (Query, Parse, Terminate, a bad length, a cut-off
+/// at anything else (other Query and Parse messages, those that are too
+/// long, malformed or not UTF-8, Terminate, a bad length, a cut-off
 /// message), which that path then reads.
-fn passing_client_run(
+fn passing_client_run<H: Secure>(
     buf: &[u8],
-    cycle: &mut u64,
-    message: &mut u64,
+    hook: &mut H,
+    max_message: usize,
+    (cycle, message): (&mut u64, &mut u64),
     progress: &Progress,
 ) -> usize {
     let mut at = 0;
     while let Some((tag, len)) = whole_message(&buf[at..]) {
+        let body = &buf[at + HEADER_LEN..at + len];
         match tag {
+            b'Q' | b'P' if body.len() <= max_message => {
+                let text = if tag == b'Q' {
+                    frontend::decode_query(body)
+                } else {
+                    frontend::decode_parse(body).map(|p| p.query)
+                };
+                let passes = text
+                    .and_then(|t| std::str::from_utf8(t).ok())
+                    .is_some_and(|t| hook.passes_as_sent(t));
+                if !passes {
+                    break;
+                }
+                if tag == b'Q' {
+                    *message = 0;
+                    *cycle += 1;
+                    progress.sent.store(*cycle, Ordering::Release);
+                    progress.unsynced.store(false, Ordering::Release);
+                } else {
+                    *message += 1;
+                    progress.unsynced.store(true, Ordering::Release);
+                }
+            }
             b'B' | b'D' | b'E' | b'C' => {
                 progress.unsynced.store(true, Ordering::Release);
                 *message += 1;
@@ -825,7 +881,6 @@ async fn upstream_to_client<R, W>(
     w: &mut BufWriter<W>,
     pending: &PendingQueue,
     progress: &Progress,
-    mut fatal: mpsc::Receiver<PgError>,
     shutdown: &mut watch::Receiver<bool>,
     deadline: Option<&Deadline>,
     shown: Shown<'_>,
@@ -842,7 +897,10 @@ where
     let mut carried: Option<Verdict> = None;
     let mut upstream_fatal = false;
     let mut shutting_down = *shutdown.borrow();
-    // One wait for the whole session rather than one per message.
+    // One wait for the whole session rather than one per message. The
+    // session task's waker is registered with it once; after that it is
+    // only polled again when the channel changed.
+    let probe = shutdown.clone();
     let stop = async {
         while shutdown.changed().await.is_ok() {
             if *shutdown.borrow() {
@@ -851,6 +909,14 @@ where
         }
     };
     tokio::pin!(stop);
+    let mut waiting = false;
+    let mut stop = std::future::poll_fn(move |cx| {
+        if waiting && matches!(probe.has_changed(), Ok(false)) {
+            return Poll::Pending;
+        }
+        waiting = true;
+        stop.as_mut().poll(cx)
+    });
     let mut expired = false;
     // Polled only while a deadline is set and has not passed.
     let timer = tokio::time::sleep_until(deadline.map_or_else(
@@ -878,13 +944,13 @@ where
         // (a result streaming through) only a pending fatal error is looked
         // at, without waiting.
         if !r.buffer().is_empty() {
-            if let Ok(err) = fatal.try_recv() {
+            if let Some(err) = progress.take_fatal() {
                 return crate::session::send_error(w, &err).await.map(|()| false);
             }
         } else {
             tokio::select! {
                 biased;
-                Some(err) = fatal.recv() => {
+                err = std::future::poll_fn(|_| progress.take_fatal().map_or(Poll::Pending, Poll::Ready)) => {
                     return crate::session::send_error(w, &err).await.map(|()| false);
                 }
                 () = &mut stop, if !shutting_down => {
@@ -1087,7 +1153,9 @@ fn ready_for_query(
 
 /// Writes the `run` bytes at the front of `r`'s buffer (whole messages a
 /// fast-path scan let through) and consumes them; flushes when nothing more
-/// is buffered.
+/// is buffered. When they are all that is buffered on either side, the
+/// bytes go from the read buffer to the socket without a copy into the
+/// write buffer.
 async fn pass_run<R, W>(
     r: &mut BufReader<R>,
     w: &mut BufWriter<W>,
@@ -1097,7 +1165,17 @@ where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
-    w.write_all(&r.buffer()[..run]).await?;
+    let bytes = &r.buffer()[..run];
+    if run == r.buffer().len() && w.buffer().is_empty() {
+        let written = w.get_mut().write(bytes).await?;
+        // The rest, or the error of a closed socket (nothing written); the
+        // flush also sends what a TLS stream kept back.
+        w.write_all(&bytes[written..]).await?;
+        w.flush().await?;
+        r.consume(run);
+        return Ok(());
+    }
+    w.write_all(bytes).await?;
     r.consume(run);
     if r.buffer().is_empty() {
         w.flush().await?;
@@ -1216,37 +1294,99 @@ mod tests {
         out.to_vec()
     }
 
+    /// Lets every text pass as sent but those starting with `SLOW`, and
+    /// keeps those it let pass.
+    #[derive(Default)]
+    struct Audited(Vec<String>);
+
+    impl Secure for Audited {
+        async fn secure_typed(
+            &mut self,
+            _sql: &[u8],
+            _origin: Origin,
+            _parameter_types: &[u32],
+        ) -> Result<Forward, PgError> {
+            Ok(Forward::AsSent)
+        }
+
+        fn shapes(&self) -> &[(usize, Shape)] {
+            &[]
+        }
+
+        fn passes_as_sent(&mut self, sql: &str) -> bool {
+            let passes = !sql.starts_with("SLOW");
+            if passes {
+                self.0.push(sql.to_owned());
+            }
+            passes
+        }
+    }
+
     #[test]
     fn client_run_stops_at_what_the_hook_or_the_slow_path_reads() {
         let progress = Progress::default();
+        let mut hook = Audited::default();
         let (mut cycle, mut statement_message) = (0, 0);
+        let mut run = |buf: &[u8], cycle: &mut u64, statement_message: &mut u64| {
+            passing_client_run(buf, &mut hook, 1024, (cycle, statement_message), &progress)
+        };
         let bind = message(b'B', b"\0\0\0\0\0\0\0\0");
         let execute = message(b'E', b"\0\0\0\0\0");
         let sync = message(b'S', b"");
-        let query = message(b'Q', b"SELECT 1\0");
+        let query = message(b'Q', b"SLOW 1\0");
         let pipeline = [&bind[..], &execute, &sync, &bind, &query, &sync].concat();
-        let run = passing_client_run(&pipeline, &mut cycle, &mut statement_message, &progress);
         // Bind, Execute, Sync, Bind: the Query is the hook's.
-        assert_eq!(run, 2 * bind.len() + execute.len() + sync.len());
+        assert_eq!(
+            run(&pipeline, &mut cycle, &mut statement_message),
+            2 * bind.len() + execute.len() + sync.len()
+        );
         assert_eq!((cycle, statement_message), (1, 1));
         assert_eq!(progress.sent.load(Ordering::Acquire), 1);
         assert!(progress.unsynced.load(Ordering::Acquire));
         // A cut-off message, and a bad length, are left to read_header.
-        assert_eq!(
-            passing_client_run(&sync[..3], &mut cycle, &mut statement_message, &progress),
-            0
-        );
+        assert_eq!(run(&sync[..3], &mut cycle, &mut statement_message), 0);
         let bad = [b'S', 0, 0, 0, 2];
-        assert_eq!(
-            passing_client_run(&bad, &mut cycle, &mut statement_message, &progress),
-            0
-        );
+        assert_eq!(run(&bad, &mut cycle, &mut statement_message), 0);
         // Terminate is never passed on.
         let terminate = message(b'X', b"");
-        assert_eq!(
-            passing_client_run(&terminate, &mut cycle, &mut statement_message, &progress),
-            0
+        assert_eq!(run(&terminate, &mut cycle, &mut statement_message), 0);
+        // Texts that are malformed, not UTF-8 or too long are left to the
+        // slow path, which refuses them, without asking the hook.
+        let long = format!("SELECT '{}'\0", "x".repeat(1024));
+        for text in [&b"SELECT 1"[..], b"SELECT '\xff'\0", long.as_bytes()] {
+            assert_eq!(
+                run(&message(b'Q', text), &mut cycle, &mut statement_message),
+                0
+            );
+        }
+        assert!(hook.0.is_empty());
+        assert_eq!(progress.sent.load(Ordering::Acquire), 1);
+    }
+
+    #[test]
+    fn client_run_passes_the_texts_the_hook_lets_pass_as_sent() {
+        let progress = Progress::default();
+        let mut hook = Audited::default();
+        let (mut cycle, mut statement_message) = (0, 0);
+        let parse = message(b'P', b"s1\0SELECT $1\0\0\x01\0\0\0\x17");
+        let bind = message(b'B', b"\0s1\0\0\0\0\0\0\0");
+        let execute = message(b'E', b"\0\0\0\0\0");
+        let sync = message(b'S', b"");
+        let query = message(b'Q', b"SELECT 2\0");
+        let pipeline = [&parse[..], &bind, &execute, &sync, &query, &parse].concat();
+        let run = passing_client_run(
+            &pipeline,
+            &mut hook,
+            1024,
+            (&mut cycle, &mut statement_message),
+            &progress,
         );
+        assert_eq!(run, pipeline.len());
+        assert_eq!(hook.0, ["SELECT $1", "SELECT 2", "SELECT $1"]);
+        // Two cycles sent (Sync, Query); the last Parse opens a third.
+        assert_eq!((cycle, statement_message), (2, 1));
+        assert_eq!(progress.sent.load(Ordering::Acquire), 2);
+        assert!(progress.unsynced.load(Ordering::Acquire));
     }
 
     #[test]

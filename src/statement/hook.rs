@@ -142,6 +142,18 @@ impl Hook {
         })
     }
 
+    /// Whether the statement `sql` goes upstream as sent, without a
+    /// rewrite: for a BYPASSPOLICY session, which logs it here (the audit
+    /// trail, PRODUCT.md §3.12).
+    pub fn passes_as_sent(&mut self, sql: &str) -> bool {
+        let bypass = matches!(self.mode, Mode::Bypass);
+        if bypass {
+            self.shapes.clear();
+            crate::logging::bypass_statement(&self.login, sql);
+        }
+        bypass
+    }
+
     /// The statements of the text last passed to [`Hook::secure`] whose
     /// result the client must see in another shape, by position (0 for a
     /// Parse message's statement), in order: those that answer `SHOW
@@ -194,14 +206,15 @@ impl Hook {
                 "invalid byte sequence for encoding \"UTF8\" in statement text",
             )
         })?;
+        if self.passes_as_sent(text) {
+            return Ok(Forward::AsSent);
+        }
         self.shapes.clear();
-        let (access, context) = match &self.mode {
-            Mode::Bypass => {
-                crate::logging::bypass_statement(&self.login, text);
-                return Ok(Forward::AsSent);
-            }
-            Mode::Policy { access, context } => (access.clone(), context.clone()),
+        let Mode::Policy { access, context } = &self.mode else {
+            // A session not bound by policies passed above.
+            return Ok(Forward::AsSent);
         };
+        let (access, context) = (access.clone(), context.clone());
         let single = origin == Origin::Parse;
         let key = CacheKey {
             context,
