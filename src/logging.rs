@@ -3,19 +3,24 @@
 //!
 //! A BYPASSPOLICY session logs every statement it runs (the audit trail),
 //! so under load a session thread would make one `write` per statement. A
-//! session thread instead collects its lines, and a writer thread writes
-//! them [`WAIT`] after the first of them. The session thread itself writes
-//! what it collected as soon as it passes [`LIMIT`] bytes and with the next
-//! warning or error (those are never held back). Lines are whole when
-//! written, so threads never interleave within a line.
+//! session thread instead collects its lines, and a log thread writes them
+//! [`WAIT`] after the first of them, or as soon as they pass [`LIMIT`]
+//! bytes. The session thread writes them itself with the next warning or
+//! error (those are never held back) and past [`HARD_LIMIT`] bytes (when
+//! the log thread cannot keep up). Lines are whole when written, so
+//! threads never interleave within a line, and one thread's lines keep
+//! their order.
 
 use std::cell::Cell;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
-/// Collected bytes past which a session thread writes at once.
+/// Collected bytes past which the log thread writes at once.
 const LIMIT: usize = 16 * 1024;
+
+/// Collected bytes past which a session thread writes them itself.
+const HARD_LIMIT: usize = 1024 * 1024;
 
 /// How long a session thread's line may wait to be written.
 const WAIT: std::time::Duration = std::time::Duration::from_millis(20);
@@ -23,11 +28,17 @@ const WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 /// Lines are plain text (no colours, no JSON) and sanitized by [`Stderr`].
 static PLAIN: AtomicBool = AtomicBool::new(false);
 
+/// A batch passed [`LIMIT`]: the log thread writes without waiting.
+static FULL: AtomicBool = AtomicBool::new(false);
+
 /// The lines one session thread collected. A session thread lives as long
 /// as the process, so its batch does too.
 #[derive(Default)]
 struct Batch {
     bytes: Mutex<Vec<u8>>,
+    /// Held while lines taken from `bytes` are written, so that they reach
+    /// stderr in the order they were collected.
+    writing: Mutex<()>,
 }
 
 impl Batch {
@@ -36,24 +47,42 @@ impl Batch {
     }
 
     /// Appends the line `put` writes; writes at once when `urgent` or past
-    /// [`LIMIT`], else has the writer thread write it soon.
+    /// [`HARD_LIMIT`], else has the log thread write it.
     fn append(&self, urgent: bool, put: impl FnOnce(&mut Vec<u8>)) {
-        let mut bytes = self.lock();
-        let first = bytes.is_empty();
-        put(&mut bytes);
-        if urgent || bytes.len() >= LIMIT {
-            write_out(&mut bytes);
-        } else if first && let Some(Some(writer)) = WRITER.get() {
+        let (first, len) = {
+            let mut bytes = self.lock();
+            let first = bytes.is_empty();
+            put(&mut bytes);
+            (first, bytes.len())
+        };
+        if urgent || len >= HARD_LIMIT {
+            self.write_out();
+            return;
+        }
+        let full = len >= LIMIT && !FULL.swap(true, Ordering::AcqRel);
+        if (first || full)
+            && let Some(Some(writer)) = WRITER.get()
+        {
             writer.unpark();
         }
     }
-}
 
-fn write_out(bytes: &mut Vec<u8>) {
-    if !bytes.is_empty() {
+    /// Writes what the batch holds, after what is being written of it. The
+    /// session thread appends meanwhile: it never waits for the write.
+    fn write_out(&self) {
+        let _order = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut taken = std::mem::take(&mut *self.lock());
+        if taken.is_empty() {
+            return;
+        }
         // Nowhere to report a failed write of the log itself.
-        let _ = io::stderr().lock().write_all(bytes);
-        bytes.clear();
+        let _ = io::stderr().lock().write_all(&taken);
+        taken.clear();
+        // The space goes back for the next lines, unless some came.
+        let mut bytes = self.lock();
+        if bytes.is_empty() {
+            std::mem::swap(&mut *bytes, &mut taken);
+        }
     }
 }
 
@@ -80,7 +109,16 @@ pub fn batch_this_thread() {
             .spawn(|| {
                 loop {
                     std::thread::park();
-                    std::thread::sleep(WAIT);
+                    // The first line waits up to WAIT, unless a batch fills
+                    // up first.
+                    let until = std::time::Instant::now() + WAIT;
+                    while !FULL.swap(false, Ordering::AcqRel) {
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        std::thread::park_timeout(left);
+                    }
                     flush();
                 }
             })
@@ -105,7 +143,7 @@ pub fn flush() {
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
     for batch in batches {
-        write_out(&mut batch.lock());
+        batch.write_out();
     }
 }
 
