@@ -299,13 +299,13 @@ fn timestamp(at: std::time::SystemTime, out: &mut Vec<u8>) {
     let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     // Most lines fall in the second of the line before.
-    let (second, shown) = LAST_SECOND.get();
-    let shown = if second == secs && shown[0] != 0 {
-        shown
-    } else {
-        let shown = whole_seconds(secs);
-        LAST_SECOND.set((secs, shown));
-        shown
+    let shown = match LAST_SECOND.get() {
+        Some((second, shown)) if second == secs => shown,
+        _ => {
+            let shown = whole_seconds(secs);
+            LAST_SECOND.set(Some((secs, shown)));
+            shown
+        }
     };
     out.extend_from_slice(&shown);
     put_decimal(u64::from(since.subsec_micros()), 6, out);
@@ -314,7 +314,7 @@ fn timestamp(at: std::time::SystemTime, out: &mut Vec<u8>) {
 
 thread_local! {
     /// The last second [`timestamp`] wrote, and how.
-    static LAST_SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((0, [0; 20])) };
+    static LAST_SECOND: Cell<Option<(u64, [u8; 20])>> = const { Cell::new(None) };
 }
 
 /// `2026-11-23T23:43:35.` for `secs` since the epoch (years up to 9999).

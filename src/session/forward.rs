@@ -145,10 +145,15 @@ impl Progress {
     }
 
     fn take_fatal(&self) -> Option<PgError> {
-        self.fatal
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+        lock(&self.fatal).take()
+    }
+
+    /// A ReadyForQuery-producing message (Query, Sync) went upstream as
+    /// cycle `cycle + 1`.
+    fn cycle_sent(&self, cycle: &mut u64) {
+        *cycle += 1;
+        self.sent.store(*cycle, Ordering::Release);
+        self.unsynced.store(false, Ordering::Release);
     }
 }
 
@@ -232,8 +237,7 @@ pub trait Secure {
 
     /// Whether a Query or Parse text goes upstream as sent, without
     /// `secure_typed`; then it has been logged, and has no shapes.
-    fn passes_as_sent(&mut self, sql: &str) -> bool {
-        let _ = sql;
+    fn passes_as_sent(&mut self, _sql: &str) -> bool {
         false
     }
 }
@@ -367,10 +371,7 @@ where
     macro_rules! refuse_fatal {
         ($err:expr) => {{
             w.flush().await?;
-            *progress
-                .fatal
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some($err);
+            *lock(&progress.fatal) = Some($err);
             return Ok(ClientEnd::Fatal);
         }};
     }
@@ -451,9 +452,7 @@ where
                 }
                 out.clear();
                 let outcome = if header.tag == b'Q' {
-                    cycle += 1;
-                    progress.sent.store(cycle, Ordering::Release);
-                    progress.unsynced.store(false, Ordering::Release);
+                    progress.cycle_sent(&mut cycle);
                     secure_query(&body, hook, &mut out).await
                 } else {
                     progress.unsynced.store(true, Ordering::Release);
@@ -515,9 +514,7 @@ where
             b'S' => {
                 skipping = false;
                 message = 0;
-                cycle += 1;
-                progress.sent.store(cycle, Ordering::Release);
-                progress.unsynced.store(false, Ordering::Release);
+                progress.cycle_sent(&mut cycle);
                 forward_message(r, w, header).await?;
             }
             // Terminate ends the session; the upstream connection stays
@@ -624,9 +621,7 @@ fn passing_client_run<H: Secure>(
                 }
                 if tag == b'Q' {
                     *message = 0;
-                    *cycle += 1;
-                    progress.sent.store(*cycle, Ordering::Release);
-                    progress.unsynced.store(false, Ordering::Release);
+                    progress.cycle_sent(cycle);
                 } else {
                     *message += 1;
                     progress.unsynced.store(true, Ordering::Release);
@@ -639,9 +634,7 @@ fn passing_client_run<H: Secure>(
             b'H' => progress.unsynced.store(true, Ordering::Release),
             b'S' => {
                 *message = 0;
-                *cycle += 1;
-                progress.sent.store(*cycle, Ordering::Release);
-                progress.unsynced.store(false, Ordering::Release);
+                progress.cycle_sent(cycle);
             }
             b'd' | b'c' | b'f' => {}
             _ => break,
@@ -861,8 +854,8 @@ async fn skip_or_eof<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-fn lock(p: &PendingQueue) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
-    p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What the upstream → client side shows of the upstream's own messages.

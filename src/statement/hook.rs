@@ -206,15 +206,14 @@ impl Hook {
                 "invalid byte sequence for encoding \"UTF8\" in statement text",
             )
         })?;
-        if self.passes_as_sent(text) {
-            return Ok(Forward::AsSent);
-        }
         self.shapes.clear();
-        let Mode::Policy { access, context } = &self.mode else {
-            // A session not bound by policies passed above.
-            return Ok(Forward::AsSent);
+        let (access, context) = match &self.mode {
+            Mode::Bypass => {
+                crate::logging::bypass_statement(&self.login, text);
+                return Ok(Forward::AsSent);
+            }
+            Mode::Policy { access, context } => (access.clone(), context.clone()),
         };
-        let (access, context) = (access.clone(), context.clone());
         let single = origin == Origin::Parse;
         let key = CacheKey {
             context,
