@@ -83,6 +83,8 @@ fn main() -> ExitCode {
     // (see pgward::workers).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // This thread may be pinned to one CPU; its blocking pool is not.
+        .on_thread_start(pgward::workers::affinity::unpin)
         .build()
     {
         Ok(r) => r,

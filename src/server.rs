@@ -108,8 +108,12 @@ pub async fn serve(
         shutdown: stop,
     } = prepared;
     start_reaper(&shared).context("cannot start the idle connection reaper")?;
-    let mut workers = Workers::start(shared.config.server.workers, &shared)
-        .context("cannot start the session threads")?;
+    let mut workers = Workers::start(
+        shared.config.server.workers,
+        shared.config.server.pin_threads,
+        &shared,
+    )
+    .context("cannot start the session threads")?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

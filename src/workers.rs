@@ -10,6 +10,11 @@
 //!
 //! The listener runs on thread 0 (the caller's runtime) and deals accepted
 //! connections out in turn; thread 0 serves its share itself.
+//!
+//! With `server.pin_threads`, thread `i` runs on the `i`-th CPU only (see
+//! [`affinity`]).
+
+pub mod affinity;
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -39,25 +44,52 @@ pub struct Workers {
 
 impl Workers {
     /// Starts `count - 1` threads (the caller's thread is the first of
-    /// `count`). They end when this is dropped, after their sessions have
+    /// `count`), each pinned to a CPU of its own when `pin` and there are
+    /// enough CPUs. They end when this is dropped, after their sessions have
     /// been given the chance to finish (graceful shutdown waits for them
     /// before dropping).
-    pub fn start(count: usize, shared: &Arc<Shared>) -> std::io::Result<Workers> {
+    pub fn start(count: usize, pin: bool, shared: &Arc<Shared>) -> std::io::Result<Workers> {
+        let count = count.max(1);
+        let cpus = if pin {
+            let cpus = affinity::plan(count)?;
+            if cpus.is_none() {
+                tracing::info!(
+                    "not pinning {count} session thread(s): fewer CPUs than threads, or one thread"
+                );
+            }
+            cpus
+        } else {
+            None
+        };
         let mut senders = Vec::new();
-        for index in 1..count.max(1) {
+        for index in 1..count {
             let (tx, rx) = mpsc::unbounded_channel();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .on_thread_start(affinity::unpin)
                 .build()?;
             let shared = shared.clone();
+            let cpu = cpus.as_ref().map(|cpus| cpus[index]);
             std::thread::Builder::new()
                 .name(format!("pgward-worker-{index}"))
                 .spawn(move || {
                     WORKER.with(|w| w.set(index));
+                    if let Some(cpu) = cpu
+                        && let Err(e) = affinity::pin(cpu)
+                    {
+                        tracing::warn!("cannot pin session thread {index} to CPU {cpu}: {e}");
+                    }
                     crate::logging::batch_this_thread();
                     runtime.block_on(serve(rx, shared));
                 })?;
             senders.push(tx);
+        }
+        // The caller's thread last: the threads above start unpinned.
+        if let Some(cpus) = &cpus {
+            match affinity::pin(cpus[0]) {
+                Ok(()) => tracing::info!("session threads pinned to CPUs {cpus:?}"),
+                Err(e) => tracing::warn!("cannot pin session thread 0 to CPU {}: {e}", cpus[0]),
+            }
         }
         Ok(Workers { senders, next: 0 })
     }

@@ -63,6 +63,9 @@ pub struct ServerConfig {
     /// Threads that serve sessions, each with its own single-threaded
     /// runtime (`server.workers`, 0 in the file: one per CPU).
     pub workers: usize,
+    /// Session thread `i` runs on the `i`-th CPU only, when there are as
+    /// many CPUs as threads (`server.pin_threads`).
+    pub pin_threads: bool,
 }
 
 #[derive(Debug, Clone)]

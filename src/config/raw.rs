@@ -34,6 +34,7 @@ struct RawServer {
     max_connections_per_user: usize,
     shutdown_timeout_ms: u64,
     workers: usize,
+    pin_threads: bool,
 }
 
 impl Default for RawServer {
@@ -48,6 +49,7 @@ impl Default for RawServer {
             max_connections_per_user: 0,
             shutdown_timeout_ms: 30_000,
             workers: 0,
+            pin_threads: true,
         }
     }
 }
@@ -232,6 +234,7 @@ impl RawServer {
                 0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
                 n => n,
             },
+            pin_threads: self.pin_threads,
         })
     }
 }
@@ -422,6 +425,14 @@ mod tests {
         assert_eq!(c.upstream.password.as_deref(), Some("pw"));
         assert_eq!(c.upstream.database, "app");
         assert_eq!(c.auth.scram_iterations, 4096);
+        assert!(c.server.pin_threads);
+    }
+
+    #[test]
+    fn pinning_can_be_turned_off() {
+        let c = load("[server]\npin_threads = false\n[upstream]\nurl = \"postgres://a@b/c\"\n")
+            .unwrap();
+        assert!(!c.server.pin_threads);
     }
 
     #[test]

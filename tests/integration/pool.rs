@@ -512,6 +512,100 @@ async fn one_upstream_connection_serves_sessions_on_every_thread() -> anyhow::Re
     Ok(())
 }
 
+/// The CPUs each of pgward's threads may run on, by thread name (the
+/// session thread 0 is the process's main thread, named `pgward`).
+fn cpus_by_thread(pid: u32) -> anyhow::Result<Vec<(String, String)>> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let task = task?.path();
+        let name = std::fs::read_to_string(task.join("comm"))?
+            .trim()
+            .to_string();
+        let status = std::fs::read_to_string(task.join("status"))?;
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .context("no Cpus_allowed_list")?
+            .trim()
+            .to_string();
+        threads.push((name, cpus));
+    }
+    threads.sort();
+    Ok(threads)
+}
+
+/// This process's CPUs as /proc lists them, e.g. `0-1`.
+fn own_cpus() -> anyhow::Result<String> {
+    let status = std::fs::read_to_string("/proc/thread-self/status")?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .context("no Cpus_allowed_list")?
+        .trim()
+        .to_string())
+}
+
+#[tokio::test]
+async fn session_threads_are_pinned_one_to_a_cpu() -> anyhow::Result<()> {
+    let db = TestDb::new("pool_pinned").await?;
+    let all = own_cpus()?;
+    let cpus = std::thread::available_parallelism()?.get();
+    let proxy = Proxy::start(&db, "workers = 2\npin_threads = true", "").await?;
+    // Two sessions, one on each thread: both serve after pinning.
+    for _ in 0..2 {
+        let c = proxy.connect_as("alice", "alice").await?;
+        let one: i32 = c.query_one("SELECT 1", &[]).await?.get(0);
+        assert_eq!(one, 1);
+    }
+    let threads = cpus_by_thread(proxy.pid())?;
+    let session: Vec<&String> = threads
+        .iter()
+        .filter(|(name, _)| name == "pgward" || name == "pgward-worker-1")
+        .map(|(_, cpus)| cpus)
+        .collect();
+    assert_eq!(session.len(), 2, "{threads:?}");
+    if cpus < 2 {
+        // One CPU: nothing to spread over, nothing pinned.
+        assert!(session.iter().all(|c| **c == all), "{threads:?}");
+        assert!(proxy.log().contains("not pinning"), "{}", proxy.log());
+        return Ok(());
+    }
+    for cpus in &session {
+        assert!(cpus.parse::<usize>().is_ok(), "one CPU each: {threads:?}");
+    }
+    assert_ne!(session[0], session[1], "{threads:?}");
+    // Every other thread (log, reaper, blocking pool) runs anywhere.
+    for (name, cpus) in &threads {
+        if name != "pgward" && name != "pgward-worker-1" {
+            assert_eq!(*cpus, all, "{name}: {threads:?}");
+        }
+    }
+    assert!(
+        proxy.log().contains("session threads pinned to CPUs"),
+        "{}",
+        proxy.log()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn session_threads_run_anywhere_unpinned() -> anyhow::Result<()> {
+    let db = TestDb::new("pool_unpinned").await?;
+    let all = own_cpus()?;
+    let proxy = Proxy::start(&db, "workers = 2\npin_threads = false", "").await?;
+    for _ in 0..2 {
+        let c = proxy.connect_as("alice", "alice").await?;
+        let one: i32 = c.query_one("SELECT 1", &[]).await?.get(0);
+        assert_eq!(one, 1);
+    }
+    let threads = cpus_by_thread(proxy.pid())?;
+    assert!(threads.len() >= 4, "{threads:?}");
+    for (name, cpus) in &threads {
+        assert_eq!(*cpus, all, "{name}: {threads:?}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn upstream_application_name_names_the_login() -> anyhow::Result<()> {
     let db = TestDb::new("pool_application_name").await?;
