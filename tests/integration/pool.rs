@@ -521,28 +521,26 @@ fn cpus_by_thread(pid: u32) -> anyhow::Result<Vec<(String, String)>> {
         let name = std::fs::read_to_string(task.join("comm"))?
             .trim()
             .to_string();
-        let status = std::fs::read_to_string(task.join("status"))?;
-        let cpus = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .context("no Cpus_allowed_list")?
-            .trim()
-            .to_string();
-        threads.push((name, cpus));
+        threads.push((name, cpus_allowed(&task.join("status"))?));
     }
     threads.sort();
     Ok(threads)
 }
 
-/// This process's CPUs as /proc lists them, e.g. `0-1`.
-fn own_cpus() -> anyhow::Result<String> {
-    let status = std::fs::read_to_string("/proc/thread-self/status")?;
+/// The CPUs in a /proc `status` file, as it lists them, e.g. `0-1`.
+fn cpus_allowed(status: &Path) -> anyhow::Result<String> {
+    let status = std::fs::read_to_string(status)?;
     Ok(status
         .lines()
         .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
         .context("no Cpus_allowed_list")?
         .trim()
         .to_string())
+}
+
+/// The CPUs of the calling thread (those pgward inherits).
+fn own_cpus() -> anyhow::Result<String> {
+    cpus_allowed(Path::new("/proc/thread-self/status"))
 }
 
 #[tokio::test]
