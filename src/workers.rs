@@ -74,10 +74,8 @@ impl Workers {
                 .name(format!("pgward-worker-{index}"))
                 .spawn(move || {
                     WORKER.with(|w| w.set(index));
-                    if let Some(cpu) = cpu
-                        && let Err(e) = affinity::pin(cpu)
-                    {
-                        tracing::warn!("cannot pin session thread {index} to CPU {cpu}: {e}");
+                    if let Some(cpu) = cpu {
+                        affinity::pin(index, cpu);
                     }
                     crate::logging::batch_this_thread();
                     runtime.block_on(serve(rx, shared));
@@ -85,11 +83,10 @@ impl Workers {
             senders.push(tx);
         }
         // The caller's thread last: the threads above start unpinned.
-        if let Some(cpus) = &cpus {
-            match affinity::pin(cpus[0]) {
-                Ok(()) => tracing::info!("session threads pinned to CPUs {cpus:?}"),
-                Err(e) => tracing::warn!("cannot pin session thread 0 to CPU {}: {e}", cpus[0]),
-            }
+        if let Some(cpus) = &cpus
+            && affinity::pin(0, cpus[0])
+        {
+            tracing::info!("session threads pinned to CPUs {cpus:?}");
         }
         Ok(Workers { senders, next: 0 })
     }

@@ -28,12 +28,11 @@ mod shaping;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use std::task::Poll;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
-
 use tokio::sync::watch;
 
 use crate::config::Config;

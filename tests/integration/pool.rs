@@ -543,12 +543,17 @@ fn own_cpus() -> anyhow::Result<String> {
     cpus_allowed(Path::new("/proc/thread-self/status"))
 }
 
-#[tokio::test]
-async fn session_threads_are_pinned_one_to_a_cpu() -> anyhow::Result<()> {
-    let db = TestDb::new("pool_pinned").await?;
-    let all = own_cpus()?;
-    let cpus = std::thread::available_parallelism()?.get();
-    let proxy = Proxy::start(&db, "workers = 2\npin_threads = true", "").await?;
+/// The names of pgward's session threads with `workers = 2`: thread 0 is
+/// the process's main thread.
+const SESSION_THREADS: [&str; 2] = ["pgward", "pgward-worker-1"];
+
+/// pgward with two session threads and `pin_threads = pin`, after a session
+/// on each thread, and the CPUs of each of its threads.
+async fn two_session_threads(
+    db: &TestDb,
+    pin: bool,
+) -> anyhow::Result<(Proxy, Vec<(String, String)>)> {
+    let proxy = Proxy::start(db, &format!("workers = 2\npin_threads = {pin}"), "").await?;
     // Two sessions, one on each thread: both serve after pinning.
     for _ in 0..2 {
         let c = proxy.connect_as("alice", "alice").await?;
@@ -556,9 +561,18 @@ async fn session_threads_are_pinned_one_to_a_cpu() -> anyhow::Result<()> {
         assert_eq!(one, 1);
     }
     let threads = cpus_by_thread(proxy.pid())?;
+    Ok((proxy, threads))
+}
+
+#[tokio::test]
+async fn session_threads_are_pinned_one_to_a_cpu() -> anyhow::Result<()> {
+    let db = TestDb::new("pool_pinned").await?;
+    let all = own_cpus()?;
+    let cpus = std::thread::available_parallelism()?.get();
+    let (proxy, threads) = two_session_threads(&db, true).await?;
     let session: Vec<&String> = threads
         .iter()
-        .filter(|(name, _)| name == "pgward" || name == "pgward-worker-1")
+        .filter(|(name, _)| SESSION_THREADS.contains(&name.as_str()))
         .map(|(_, cpus)| cpus)
         .collect();
     assert_eq!(session.len(), 2, "{threads:?}");
@@ -574,7 +588,7 @@ async fn session_threads_are_pinned_one_to_a_cpu() -> anyhow::Result<()> {
     assert_ne!(session[0], session[1], "{threads:?}");
     // Every other thread (log, reaper, blocking pool) runs anywhere.
     for (name, cpus) in &threads {
-        if name != "pgward" && name != "pgward-worker-1" {
+        if !SESSION_THREADS.contains(&name.as_str()) {
             assert_eq!(*cpus, all, "{name}: {threads:?}");
         }
     }
@@ -590,13 +604,7 @@ async fn session_threads_are_pinned_one_to_a_cpu() -> anyhow::Result<()> {
 async fn session_threads_run_anywhere_unpinned() -> anyhow::Result<()> {
     let db = TestDb::new("pool_unpinned").await?;
     let all = own_cpus()?;
-    let proxy = Proxy::start(&db, "workers = 2\npin_threads = false", "").await?;
-    for _ in 0..2 {
-        let c = proxy.connect_as("alice", "alice").await?;
-        let one: i32 = c.query_one("SELECT 1", &[]).await?.get(0);
-        assert_eq!(one, 1);
-    }
-    let threads = cpus_by_thread(proxy.pid())?;
+    let (_proxy, threads) = two_session_threads(&db, false).await?;
     assert!(threads.len() >= 4, "{threads:?}");
     for (name, cpus) in &threads {
         assert_eq!(*cpus, all, "{name}: {threads:?}");
